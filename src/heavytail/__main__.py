@@ -1,0 +1,3 @@
+from heavytail.cli import main
+
+raise SystemExit(main())

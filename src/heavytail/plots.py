@@ -1,0 +1,95 @@
+"""Paper-style figures: class frequencies, overall loss, and one panel of group curves per optimizer.
+
+Group curves are coloured with viridis from the most frequent group (dark) to the least frequent
+one (yellow), as in the paper's per-class figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from heavytail.store import RunRecord  # noqa: E402
+from heavytail.train.history import History  # noqa: E402
+
+
+def run_label(record: RunRecord) -> str:
+    """Legend/panel title of a run: optimizer, its options, and the step size."""
+    spec = record.spec
+    options = "".join(f" {k}={v}" for k, v in sorted(spec.optimizer_options.items()))
+    exponent = np.log10(spec.lr)
+    lr = f"10^{exponent:.3g}" if abs(exponent - round(exponent * 4) / 4) < 1e-9 else f"{spec.lr:.3g}"
+    suffix = " (diverged)" if record.status == "diverged" else ""
+    return f"{spec.optimizer}{options}, lr={lr}{suffix}"
+
+
+def figure_per_group(
+    records: Sequence[RunRecord],
+    num_groups: int = 10,
+    *,
+    title: str | None = None,
+    labels: Sequence[str] | None = None,
+) -> Figure:
+    """Panels: samples per class (log-log), overall training loss, then the group losses of each run."""
+    if not records:
+        raise ValueError("no runs to plot")
+    histories: list[History] = [r.history for r in records]
+    labels = list(labels) if labels is not None else [run_label(r) for r in records]
+    panels = 2 + len(records)
+    ncols = min(panels, 4)
+    nrows = -(-panels // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False, layout="constrained")
+    axes = axes.ravel()
+    colors = plt.get_cmap("viridis")(np.linspace(0, 1, num_groups))
+
+    groups = histories[0].groups(num_groups)
+    ax = axes[0]
+    sorted_counts = groups.counts[groups.order]
+    ranks = np.arange(1, len(sorted_counts) + 1)
+    for g, members in enumerate(groups.members()):
+        start = groups.ends[g - 1] if g else 0
+        ax.scatter(ranks[start : start + len(members)], sorted_counts[start : start + len(members)], s=4, color=colors[g])
+    ax.set(xscale="log", yscale="log", xlabel="class (sorted by frequency)", ylabel="samples", title="Samples per class")
+
+    ax = axes[1]
+    top = 0.0
+    for history, label in zip(histories, labels):
+        ax.plot(history.step, history.loss, label=label)
+        top = max(top, np.nanmax(np.where(np.isfinite(history.loss), history.loss, np.nan)))
+    ax.set(xlabel="step", ylabel="training loss", title="Overall loss", ylim=(0, 1.05 * top))
+    ax.legend(fontsize=7)
+
+    group_top = max(np.nanmax(np.where(np.isfinite(g), g, np.nan)) for g in (h.group_loss(num_groups) for h in histories))
+    for ax, history, label in zip(axes[2:], histories, labels):
+        group_loss = history.group_loss(num_groups)
+        for g in range(num_groups):
+            ax.plot(history.step, group_loss[:, g], color=colors[g], lw=1.2)
+        ax.set(xlabel="step", ylabel="loss per group", title=label, ylim=(0, 1.05 * group_top))
+        ax.title.set_fontsize(9)
+    for ax in axes[panels:]:
+        ax.axis("off")
+    scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, 1))
+    bar = fig.colorbar(scalar, ax=list(axes[2:panels]), shrink=0.8, ticks=[0, 1])
+    bar.ax.set_yticklabels(["most\nfrequent", "least\nfrequent"], fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path) -> list[Path]:
+    """Save ``fig`` as PNG and PDF next to each other (``path`` with or without a suffix)."""
+    stem = Path(path)
+    stem = stem.with_suffix("") if stem.suffix in (".png", ".pdf") else stem
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    for out in paths:
+        fig.savefig(out, dpi=150)
+    plt.close(fig)
+    return paths

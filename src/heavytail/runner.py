@@ -1,0 +1,188 @@
+"""Run a spec end to end: build the problem, train, and save the result with its provenance.
+
+A finished run (complete or diverged) is loaded instead of recomputed unless ``force=True``; a run
+that fails or is interrupted keeps the rows it logged, saved with status ``failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+import torch
+
+from heavytail.optim.registry import make_optimizer
+from heavytail.options import ConfigError
+from heavytail.spec import RunSpec
+from heavytail.store import FINISHED, RunRecord, Store
+from heavytail.train.history import HistoryRecorder
+from heavytail.train.loop import auto_chunk_size, train
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """Parse ``cpu``, ``cuda`` or ``cuda:N``; a one-line error if that device is not available here."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"bad device {device!r}; choose one of: cpu, cuda, cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available here; choose one of: cpu")
+    if dev.type not in ("cpu", "cuda"):
+        raise ConfigError(f"bad device {device!r}; choose one of: cpu, cuda, cuda:N")
+    return dev
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    """Library versions and hardware that a stored result was computed with."""
+    from heavytail import __version__
+
+    env = {
+        "heavytail": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def run(
+    spec: RunSpec,
+    store: Store | str | os.PathLike[str] | None = None,
+    *,
+    device: str | torch.device = "cpu",
+    force: bool = False,
+    progress: bool = False,
+    chunk_size: int | None = None,
+) -> RunRecord:
+    """Compute ``spec`` (or reuse its stored result) and return the stored record."""
+    store = store if isinstance(store, Store) else Store(store)
+    spec = spec.normalized()
+    dev = resolve_device(device)
+    run_id = spec.run_id
+    if not force and store.status(run_id) in FINISHED:
+        record = store.load(run_id)
+        record.skipped = True
+        return record
+    store.claim(spec)
+    if not force and store.status(run_id) in FINISHED:  # another process finished it meanwhile
+        store.release(run_id)
+        record = store.load(run_id)
+        record.skipped = True
+        return record
+    started, recorder, problem = _now(), None, None
+    try:
+        if force:
+            store.discard(run_id)
+        problem = spec.build_problem().to(dev)
+        optimizer = make_optimizer(spec.optimizer, problem.model.parameters(), spec.lr, spec.optimizer_options)
+        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights)
+        chunk = chunk_size or auto_chunk_size(problem)
+        outcome = train(
+            problem,
+            optimizer,
+            spec.steps,
+            batch_size=spec.batch_size,
+            chunk_size=chunk,
+            seed=spec.seed,
+            recorder=recorder,
+            progress=progress,
+        )
+        history = outcome.history
+        result = {
+            "status": "diverged" if outcome.diverged else "complete",
+            "steps_done": outcome.steps_done,
+            "wall_time": outcome.wall_time,
+        }
+    except BaseException as exc:  # keep what was computed, also on Ctrl-C / SIGTERM
+        history = recorder.history() if recorder is not None and recorder.rows else None
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        _finish(store, run_id, spec, history, result, dev, started, chunk_size, problem and problem.info)
+        raise
+    _finish(store, run_id, spec, history, result, dev, started, chunk, problem.info)
+    return store.load(run_id)
+
+
+def _finish(
+    store: Store,
+    run_id: str,
+    spec: RunSpec,
+    history: Any,
+    result: dict[str, Any],
+    device: torch.device,
+    started: str,
+    chunk_size: int | None,
+    problem_info: dict[str, Any] | None,
+) -> None:
+    loss = history.loss if history is not None else np.array([])
+    result = {
+        "run_id": run_id,
+        **result,
+        "spec": spec.to_dict(),
+        "problem_info": problem_info or {},
+        "initial_loss": float(loss[0]) if len(loss) else None,
+        "final_loss": float(loss[-1]) if len(loss) else None,
+        "max_loss": float(np.max(loss)) if len(loss) else None,
+        "chunk_size": chunk_size,
+        "started": started,
+        "finished": _now(),
+        "environment": environment(device),
+    }
+    try:
+        store.save(run_id, history, result)
+    finally:
+        store.release(run_id)
+
+
+def summarize(record: RunRecord, num_groups: int = 10) -> dict[str, Any]:
+    """The numbers a user checks first: sizes, initial/final/max loss, and group losses (most to least frequent)."""
+    result = record.result or {}
+    spec = record.spec.to_dict()
+    info = result.get("problem_info", {})
+    out: dict[str, Any] = {
+        "run_id": record.run_id,
+        "status": record.status,
+        "skipped": record.skipped,
+        "diverged": record.status == "diverged",
+        **{k: spec[k] for k in ("problem", "optimizer", "lr", "seed")},
+        "steps": spec["steps"],
+        "steps_done": result.get("steps_done"),
+        "problem_options": spec.get("problem_options", {}),
+        "optimizer_options": spec.get("optimizer_options", {}),
+        "batch_size": spec.get("batch_size"),
+        "n": info.get("n"),
+        "d": info.get("d"),
+        "c": info.get("c"),
+        "initial_loss": result.get("initial_loss"),
+        "final_loss": result.get("final_loss"),
+        "max_loss": result.get("max_loss"),
+        "wall_time": result.get("wall_time"),
+        "path": str(record.path),
+    }
+    if record.has_history and len(record.history.step):
+        history = record.history
+        groups = history.group_loss(num_groups)
+        out["group_loss_initial"] = groups[0].tolist()
+        out["group_loss_final"] = groups[-1].tolist()
+        out["groups"] = history.groups(num_groups).describe()
+    else:
+        out["group_loss_initial"] = out["group_loss_final"] = None
+    if "error" in result:
+        out["error"] = result["error"]
+    return out
+

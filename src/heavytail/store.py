@@ -1,0 +1,227 @@
+"""The run store: one directory per run id under a results root, no server.
+
+    ROOT/runs/RUN_ID/spec.json      the normalized spec (written first)
+    ROOT/runs/RUN_ID/lock.json      flock-ed by the process computing the run (names its host and pid)
+    ROOT/runs/RUN_ID/history.npz    per-class histories (written before the result)
+    ROOT/runs/RUN_ID/result.json    status, summary numbers and provenance (written last)
+
+Every file is written to a temporary name and renamed into place, so a killed process never leaves
+a half-written file under a final name; a run counts as finished only once ``result.json`` exists.
+The root is ``--results DIR``, else ``$HEAVYTAIL_RESULTS``, else ``./heavytail-results``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from heavytail.options import ConfigError
+from heavytail.spec import RunSpec
+from heavytail.train.history import History
+
+RESULTS_ENV = "HEAVYTAIL_RESULTS"
+DEFAULT_RESULTS = "heavytail-results"
+FINISHED = ("complete", "diverged")  # final outcomes: never recomputed unless forced
+STATUSES = ("complete", "running", "failed", "diverged")
+
+
+def default_results_dir() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
+
+
+def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
+    """Write via ``write(file)`` to a temporary sibling, fsync it, then rename it onto ``path``."""
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write ``data`` as indented JSON (non-finite floats become null)."""
+    _atomic_write(path, lambda f: f.write(json.dumps(_finite(data), indent=1, allow_nan=False) + "\n"))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def _lock(path: Path) -> int | None:
+    """Open ``path`` and take an exclusive ``flock`` on it without waiting; None if another holds it.
+
+    The kernel drops the lock when its process dies, so a killed run never leaves a lock that
+    looks held. The inode check guards against a lock file unlinked by its owner meanwhile.
+    """
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+@dataclass
+class RunRecord:
+    """A stored run: its spec, its ``result.json`` (None while running) and, lazily, its history."""
+
+    run_id: str
+    path: Path
+    spec: RunSpec
+    result: dict[str, Any] | None
+    status: str
+    skipped: bool = False  # set by heavytail.run when a finished result was reused
+
+    @cached_property
+    def history(self) -> History:
+        return History.load(self.path / "history.npz")
+
+    @property
+    def has_history(self) -> bool:
+        return (self.path / "history.npz").exists()
+
+
+class RunLocked(RuntimeError):
+    """Another process is computing this run."""
+
+
+class Store:
+    """Results directory holding runs keyed by run id."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root) if root is not None else default_results_dir()
+        self.runs_dir = self.root / "runs"
+        self._held: dict[str, int] = {}  # run id -> descriptor of the lock this process holds
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def run_dir(self, run_id: str) -> Path:
+        return self.runs_dir / run_id
+
+    def status(self, run_id: str) -> str | None:
+        """``complete``, ``diverged``, ``failed``, ``running``, or None if the store has no such run."""
+        path = self.run_dir(run_id)
+        result = _read_json(path / "result.json")
+        if result is not None:
+            return result["status"]
+        if (path / "lock.json").exists():
+            fd = _lock(path / "lock.json")
+            if fd is None:
+                return "running"
+            os.close(fd)
+        return "failed" if (path / "spec.json").exists() else None
+
+    def load(self, run_id: str) -> RunRecord:
+        """The run whose id is (or uniquely starts with) ``run_id``."""
+        run_id = self.resolve(run_id)
+        path = self.run_dir(run_id)
+        spec = RunSpec.from_dict(json.loads((path / "spec.json").read_text()))
+        return RunRecord(run_id, path, spec, _read_json(path / "result.json"), self.status(run_id) or "failed")
+
+    def resolve(self, prefix: str) -> str:
+        """Expand a unique prefix of a run id; one-line errors when none or several match."""
+        if (self.run_dir(prefix) / "spec.json").exists():
+            return prefix
+        matches = [p.name for p in self.runs_dir.glob(f"{prefix}*") if (p / "spec.json").exists()]
+        if len(matches) == 1:
+            return matches[0]
+        if not matches:
+            raise ConfigError(f"no run {prefix!r} in {self.root}; `heavytail list --results {self.root}` shows them")
+        raise ConfigError(f"run id prefix {prefix!r} is ambiguous in {self.root}: {', '.join(sorted(matches))}")
+
+    def run_ids(self) -> list[str]:
+        if not self.runs_dir.is_dir():
+            return []
+        return sorted(p.name for p in self.runs_dir.iterdir() if (p / "spec.json").exists())
+
+    def records(self) -> Iterator[RunRecord]:
+        for run_id in self.run_ids():
+            yield self.load(run_id)
+
+    def claim(self, spec: RunSpec) -> str:
+        """Register ``spec`` and lock it for this process; :class:`RunLocked` if another process holds it."""
+        run_id = spec.run_id
+        path = self.run_dir(run_id)
+        path.mkdir(parents=True, exist_ok=True)
+        if not (path / "spec.json").exists():
+            write_json(path / "spec.json", spec.to_dict())
+        fd = _lock(path / "lock.json")
+        if fd is None:
+            owner = _read_json(path / "lock.json") or {}
+            raise RunLocked(f"run {run_id} is being computed by pid {owner.get('pid')} on {owner.get('host')}")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid()}).encode(), 0)
+        self._held[run_id] = fd
+        return run_id
+
+    def release(self, run_id: str) -> None:
+        """Drop this process's lock on ``run_id`` (removing the lock file first, while still holding it)."""
+        fd = self._held.pop(run_id, None)
+        if fd is not None:
+            (self.run_dir(run_id) / "lock.json").unlink(missing_ok=True)
+            os.close(fd)
+
+    def save(self, run_id: str, history: History | None, result: dict[str, Any]) -> None:
+        """Write the history, then the result that marks the run finished (or failed)."""
+        path = self.run_dir(run_id)
+        (path / "result.json").unlink(missing_ok=True)
+        if history is not None:
+            _atomic_write(path / "history.npz", history.save, mode="wb")
+        write_json(path / "result.json", result)
+
+    def discard(self, run_id: str) -> None:
+        """Forget a run's outcome so that it is computed again (``--force``)."""
+        for name in ("result.json", "history.npz"):
+            (self.run_dir(run_id) / name).unlink(missing_ok=True)
+
+    def to_frame(self) -> Any:
+        """One row per stored run: id, status, spec fields, sizes and summary losses (a pandas DataFrame)."""
+        import pandas as pd
+
+        rows = []
+        for record in self.records():
+            spec = record.spec.to_dict()
+            result = record.result or {}
+            row = {"run_id": record.run_id, "status": record.status}
+            row.update({k: v for k, v in spec.items() if k not in ("problem_options", "optimizer_options")})
+            row.update({f"problem.{k}": v for k, v in spec.get("problem_options", {}).items()})
+            row.update({f"optimizer.{k}": v for k, v in spec.get("optimizer_options", {}).items()})
+            row.update(result.get("problem_info", {}))
+            for key in ("initial_loss", "final_loss", "max_loss", "steps_done", "wall_time"):
+                row[key] = result.get(key)
+            row["finished"] = result.get("finished")
+            rows.append(row)
+        return pd.DataFrame(rows)
