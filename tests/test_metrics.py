@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from heavytail import LinearProblem, make_optimizer
 from heavytail.data import heavy_tailed_class_sizes
 from heavytail.train import FrequencyGroups, train
+from heavytail.train.metrics import correct_predictions
 
 
 def _zipf_counts(seed, num_classes):
@@ -179,3 +180,20 @@ def test_recorded_class_statistics_match_a_direct_computation():
     for g in range(4):
         assert history.group_loss(4)[0, g] == pytest.approx(float(losses[group_of == g].mean()), rel=1e-5)
     assert history.group_accuracy(4)[0, 0] == pytest.approx(float(correct[group_of == 0].mean()), abs=1e-6)
+
+
+@pytest.mark.parametrize("case", ["random", "ties", "zero", "confident"])
+def test_correct_predictions_equal_argmax_including_ties(case):
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.randn(500, 17, generator=generator)
+    if case == "ties":
+        logits = logits.round()  # many exact ties at the maximum
+    elif case == "zero":
+        logits = torch.zeros(500, 17)  # every class ties: argmax says class 0
+    elif case == "confident":
+        logits = logits * 20
+    targets = torch.randint(0, 17, (500,), generator=generator)
+    losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
+    expected = logits.argmax(dim=1) == targets
+    assert torch.equal(correct_predictions(logits, targets, losses), expected)
+    assert 0 < expected.sum() < 500 or case in ("zero", "confident")

@@ -324,3 +324,13 @@ def test_selection_to_dict_is_json():
     assert [r["lr"] for r in d["grid"]] == sorted(r["lr"] for r in d["grid"])
     assert grid_table(outcomes) == sel.grid
     assert not math.isnan(d["grid"][-1]["score"])
+
+
+def test_stability_fallback_onto_a_single_seed_step_size_runs_its_other_seeds():
+    cfg = GridConfig(-3, -1, dense_radius=F(1, 2))
+    simulate = bowl(F(-2), unstable={F(-2), F(-5, 2), F(-3, 2)})
+    outcomes = drive(cfg, simulate)
+    sel = select_step_size(outcomes, cfg)
+    assert sel.rule == "stability-fallback" and sel.exponent == F(-3)
+    seeds = sorted(o.seed for o in outcomes if o.exponent == F(-3))
+    assert seeds == [0, 1, 2]  # judged on the same seeds as its rivals

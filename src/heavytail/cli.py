@@ -1,4 +1,4 @@
-"""The ``heavytail`` command: a thin layer over the Python API (run, list, plot, demo, optimizers, problems)."""
+"""The ``heavytail`` command: a thin layer over the Python API (run, list, plot, reproduce, optimizers, problems)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,16 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import os
 import signal
 import sys
+import typing
 from typing import Any, Sequence
 
-from heavytail.options import ConfigError, parse_assignments
-from heavytail.store import RunLocked, Store
+from heavytail.options import ConfigError, literal, parse_assignments
+from heavytail.store import RunLocked, Store, json_safe
+from heavytail.sweep.protocol import SelectionError
+from heavytail.sweep.reproduce import SweepError
 
 
 def _add_store_options(parser: argparse.ArgumentParser) -> None:
@@ -29,10 +33,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (the usage is one ``--help`` away)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"heavytail: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from heavytail import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="heavytail",
         description="How optimizers fit rare and frequent classes under heavy-tailed class imbalance.",
     )
@@ -58,15 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store_options(p)
 
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work); default: the runs sharing the newest run's problem")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
     p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups (default: 10)")
     p.add_argument("--title", help="figure title")
     _add_store_options(p)
 
-    p = sub.add_parser("demo", help="the linear-model figure at laptop scale (v1 Fig 3 / NeurIPS Fig 4), a few minutes on a CPU")
+    p = sub.add_parser("reproduce", help="a paper figure: grid search, step-size selection, figure and summary.json")
+    p.add_argument("preset", nargs="?", metavar="PRESET", help="preset name or alias, e.g. linear or v1-fig3")
+    p.add_argument("--list", action="store_true", help="list presets with their figure numbers and cost")
+    p.add_argument("--scale", default="small", help="small (laptop CPU) or paper (default: small)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--out", metavar="PATH", help="figure path without suffix (default: RESULTS/figures/demo)")
+    p.add_argument("--executor", default="local", choices=["local", "slurm"], help="local processes or SLURM jobs via submitit (default: local)")
+    p.add_argument("--workers", type=_positive_int, help="local worker processes (default: one per core)")
+    p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
+    p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
+    p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
     _add_store_options(p)
 
     sub.add_parser("optimizers", help="list registered optimizers")
@@ -75,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(data, indent=1) if args.json else text)
+    print(json.dumps(json_safe(data), indent=1, allow_nan=False) if args.json else text)
 
 
 def _format_groups(summary: dict[str, Any]) -> str:
@@ -158,17 +176,21 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def _default_plot_records(store: Store) -> list[Any]:
-    """Finished runs that share the newest finished run's problem, steps, seed and batch size."""
+    """For each optimizer, its newest finished run on the newest finished run's problem (same steps and seed)."""
     finished = [r for r in store.records() if r.status in ("complete", "diverged") and r.has_history]
     if not finished:
         raise ConfigError(f"no finished runs to plot in {store.root}")
-    newest = max(finished, key=lambda r: r.result.get("finished", ""))
+    finished.sort(key=lambda r: r.result.get("finished", ""))
 
-    def key(r: Any) -> tuple[Any, ...]:
+    def setting(r: Any) -> str:
         spec = r.spec.to_dict()
-        return tuple(json.dumps(spec.get(k), sort_keys=True) for k in ("problem", "problem_options", "steps", "seed", "batch_size"))
+        return json.dumps([spec.get(k) for k in ("problem", "problem_options", "steps", "seed", "batch_size")], sort_keys=True)
 
-    return sorted((r for r in finished if key(r) == key(newest)), key=lambda r: (r.spec.optimizer, r.spec.lr))
+    newest: dict[str, Any] = {}
+    for record in finished:
+        if setting(record) == setting(finished[-1]):
+            newest[json.dumps([record.spec.optimizer, record.spec.optimizer_options], sort_keys=True)] = record
+    return sorted(newest.values(), key=lambda r: r.spec.optimizer)
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
@@ -186,30 +208,95 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from heavytail.demo import DEMO_TITLE, demo_specs
-    from heavytail.plots import figure_per_group, save_figure
-    from heavytail.runner import run, summarize
+def _format_reproduce(summary: dict[str, Any]) -> str:
+    sections = summary.get("problems") or {summary["preset"]: summary}
+    lines = [f"{summary['preset']} ({summary['scale']} scale): {summary['runs']['total']} runs, "
+             f"{summary['runs']['computed']} computed now, {summary['wall_time']:.0f} s"]
+    for label, section in sections.items():
+        if "problems" in summary:
+            lines.append(f"{label}:")
+        for name, entry in section["optimizers"].items():
+            first, last = entry["group_loss_final"][0], entry["group_loss_final"][-1]
+            lines.append(f"  {name:<12} lr={entry['lr']:<9.3g} final loss: most frequent group {first:.3f}, least frequent {last:.3f}")
+            lines.append(f"  {'':<12} {entry['reason']}")
+            grid = ", ".join(
+                f"{row['lr']:.3g}:" + ("diverged" if row["diverged"] else f"{row['final_loss']:.3g}" + ("" if row["stable"] else "(unstable)"))
+                for row in entry["grid"]
+            )
+            lines.append(f"  {'':<12} grid (lr: final loss, max over seeds): {grid}")
+    lines.append("figure: " + ", ".join(summary["figures"]))
+    lines.append("summary: " + summary["summary"])
+    return "\n".join(lines)
 
-    store = Store(args.results)
-    specs = demo_specs()
-    records, summaries = [], []
-    for i, spec in enumerate(specs, 1):
-        if not args.json:
-            print(f"[{i}/{len(specs)}] {spec.label()}", file=sys.stderr, flush=True)
-        record = run(spec, store, device=args.device, progress=not args.json and sys.stderr.isatty())
-        records.append(record)
-        summaries.append(summarize(record))
-    paths = save_figure(figure_per_group(records, title=DEMO_TITLE), args.out or store.root / "figures" / "demo")
-    lines = [DEMO_TITLE, "least-frequent group's loss (start -> end) vs most-frequent group's:"]
-    for s in summaries:
-        lines.append(
-            f"  {s['optimizer']:<7} lr={s['lr']:<8.3g} overall {s['initial_loss']:.2f} -> {s['final_loss']:.2f}   "
-            f"most frequent {s['group_loss_initial'][0]:.2f} -> {s['group_loss_final'][0]:.2f}   "
-            f"least frequent {s['group_loss_initial'][-1]:.2f} -> {s['group_loss_final'][-1]:.2f}"
+
+def _duration(minutes: float) -> str:
+    if minutes < 1:
+        return f"{minutes * 60:.0f} s"
+    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h"
+
+
+def _preset_table() -> list[dict[str, Any]]:
+    from heavytail.presets import PRESETS
+
+    rows = []
+    for preset in PRESETS.values():
+        rows.append(
+            {
+                "preset": preset.name,
+                "aliases": list(preset.aliases),
+                "v1_figure": preset.v1_figure,
+                "neurips_figure": preset.neurips_figure,
+                "title": preset.title,
+                "scales": {name: preset.cost(name) for name in preset.scales},
+            }
         )
-    lines += ["figure: " + ", ".join(map(str, paths))]
-    _emit(args, {"runs": summaries, "files": [str(p) for p in paths]}, "\n".join(lines))
+    return rows
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from heavytail.presets import get_preset
+    from heavytail.runner import resolve_device
+    from heavytail.sweep.executors import LocalExecutor, SlurmExecutor
+    from heavytail.sweep.reproduce import reproduce
+
+    if args.list or not args.preset:
+        rows = _preset_table()
+        lines = []
+        for row in rows:
+            lines.append(f"{row['preset']:<19} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
+            lines.append(f"{'':<19} {row['title']}")
+            for name, cost in row["scales"].items():
+                lines.append(
+                    f"{'':<19} {name:<6} ~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP: "
+                    f"~{_duration(cost['cpu_minutes'])} on 2 CPU cores, ~{_duration(cost['gpu_minutes'])} on one GPU"
+                )
+        _emit(args, rows, "\n".join(lines))
+        return 0
+    preset = get_preset(args.preset)
+    cost = preset.cost(args.scale)  # also validates the scale before anything runs
+    if args.executor == "local":
+        resolve_device(args.device)
+    if not args.json:
+        print(
+            f"{preset.name} ({args.scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure}): "
+            f"about {cost['runs']} runs, ~{_duration(cost['cpu_minutes'])} on 2 CPU cores; store: {Store(args.results).root}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if args.executor == "slurm":
+        executor: Any = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
+    else:
+        executor = LocalExecutor(args.workers)
+    summary = reproduce(
+        preset,
+        args.scale,
+        store=Store(args.results),
+        executor=executor,
+        device=args.device,
+        out=args.out,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    _emit(args, summary, _format_reproduce(summary))
     return 0
 
 
@@ -228,9 +315,12 @@ def cmd_problems(args: argparse.Namespace) -> int:
 
     for name in problem_names():
         cls = problem_class(name)
+        hints = typing.get_type_hints(cls)
         print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
         for f in dataclasses.fields(cls):
-            print(f"  -p {f.name}=  (default: {f.default})")
+            choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
+            values = f"one of {', '.join(choices)}; " if choices else ""
+            print(f"  -p {f.name}=  ({values}default: {f.default})")
     return 0
 
 
@@ -238,7 +328,7 @@ COMMANDS = {
     "run": cmd_run,
     "list": cmd_list,
     "plot": cmd_plot,
-    "demo": cmd_demo,
+    "reproduce": cmd_reproduce,
     "optimizers": cmd_optimizers,
     "problems": cmd_problems,
 }
@@ -253,12 +343,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, _terminate)
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, RunLocked) as exc:
+    except (ConfigError, RunLocked, SweepError, SelectionError) as exc:
         print(f"heavytail: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heavytail: interrupted; finished runs are kept in the store", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")
+        return 141
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import importlib
 import types
 import typing
 from typing import Any, Literal, Mapping, TypeVar
@@ -16,6 +17,15 @@ _FALSE = {"0", "false", "no", "off"}
 
 class ConfigError(ValueError):
     """A bad user-supplied value; its message is one line naming the value and the valid choices."""
+
+
+def import_object(path: str, what: str) -> Any:
+    """The object a ``package.module:NAME`` path names; a one-line error if it cannot be loaded."""
+    module_name, _, attr = path.partition(":")
+    try:
+        return getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"cannot load {what} {path!r}: {exc}") from None
 
 
 def parse_assignments(items: list[str] | None, what: str) -> dict[str, str]:

@@ -6,6 +6,7 @@ one (yellow), as in the paper's per-class figures.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Sequence
 
@@ -30,24 +31,36 @@ def run_label(record: RunRecord) -> str:
     return f"{spec.optimizer}{options}, lr={lr}{suffix}"
 
 
+def _truncated(history: History, max_step: int | None) -> History:
+    """The rows of ``history`` up to ``max_step`` (all of them when None)."""
+    if max_step is None:
+        return history
+    keep = history.step <= max_step
+    return dataclasses.replace(
+        history,
+        **{f.name: getattr(history, f.name)[keep] for f in dataclasses.fields(history) if f.name != "class_counts"},
+    )
+
+
 def figure_per_group(
     records: Sequence[RunRecord],
     num_groups: int = 10,
     *,
     title: str | None = None,
     labels: Sequence[str] | None = None,
+    max_step: int | None = None,
 ) -> Figure:
     """Panels: samples per class (log-log), overall training loss, then the group losses of each run."""
     if not records:
         raise ValueError("no runs to plot")
-    histories: list[History] = [r.history for r in records]
+    histories: list[History] = [_truncated(r.history, max_step) for r in records]
     labels = list(labels) if labels is not None else [run_label(r) for r in records]
     panels = 2 + len(records)
-    ncols = min(panels, 4)
-    nrows = -(-panels // ncols)
+    nrows = -(-panels // 5)  # at most 5 panels a row, rows filled evenly
+    ncols = -(-panels // nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False, layout="constrained")
     axes = axes.ravel()
-    colors = plt.get_cmap("viridis")(np.linspace(0, 1, num_groups))
+    colors = _group_colors(num_groups)
 
     groups = histories[0].groups(num_groups)
     ax = axes[0]
@@ -76,10 +89,51 @@ def figure_per_group(
     for ax in axes[panels:]:
         ax.axis("off")
     scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, 1))
-    bar = fig.colorbar(scalar, ax=list(axes[2:panels]), shrink=0.8, ticks=[0, 1])
+    bar = fig.colorbar(scalar, ax=list(axes), shrink=0.6, aspect=30, ticks=[0, 1])
     bar.ax.set_yticklabels(["most\nfrequent", "least\nfrequent"], fontsize=7)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def _group_colors(num_groups: int) -> np.ndarray:
+    return plt.get_cmap("viridis")(np.linspace(0, 1, num_groups))
+
+
+def figure_horizons(record: RunRecord, horizons: Sequence[int], num_groups: int = 10, *, title: str | None = None) -> Figure:
+    """One run's group losses over the first ``h`` steps, one panel per horizon ``h`` (v1 Fig 15)."""
+    history = record.history
+    fig, axes = plt.subplots(1, len(horizons), figsize=(3.6 * len(horizons), 3.0), squeeze=False, layout="constrained")
+    colors = _group_colors(num_groups)
+    group_loss = history.group_loss(num_groups)
+    for ax, horizon in zip(axes[0], horizons):
+        keep = history.step <= horizon
+        for g in range(num_groups):
+            ax.plot(history.step[keep], group_loss[keep, g], color=colors[g], lw=1.2)
+        ax.set(xlabel="step", ylabel="loss per group", title=f"{run_label(record)}: {horizon} steps", ylim=(0, None))
+        ax.title.set_fontsize(9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def figure_overall(
+    records: Sequence[RunRecord],
+    *,
+    labels: Sequence[str] | None = None,
+    max_step: int | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Overall training loss of several runs on a log scale (v1 Fig 16)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    labels = list(labels) if labels is not None else [run_label(r) for r in records]
+    for record, label in zip(records, labels):
+        history = _truncated(record.history, max_step)
+        ax.plot(history.step, history.loss, label=label)
+    ax.set(xlabel="step", ylabel="training loss", yscale="log", title="Overall loss")
+    ax.legend(fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
 
 

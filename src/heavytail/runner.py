@@ -48,6 +48,7 @@ def environment(device: torch.device) -> dict[str, Any]:
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "host": socket.gethostname(),
+        "pid": os.getpid(),
         "device": str(device),
         "threads": torch.get_num_threads(),
     }

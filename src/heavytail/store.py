@@ -52,16 +52,17 @@ def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
 
 def write_json(path: Path, data: Any) -> None:
     """Atomically write ``data`` as indented JSON (non-finite floats become null)."""
-    _atomic_write(path, lambda f: f.write(json.dumps(_finite(data), indent=1, allow_nan=False) + "\n"))
+    _atomic_write(path, lambda f: f.write(json.dumps(json_safe(data), indent=1, allow_nan=False) + "\n"))
 
 
-def _finite(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats replaced by None, so that it is valid JSON."""
     if isinstance(value, float) and not np.isfinite(value):
         return None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -70,6 +71,21 @@ def _read_json(path: Path) -> Any | None:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return None
+
+
+def _is_locked(path: Path) -> bool:
+    """Whether some process holds the ``flock`` on ``path`` (a missing file is not locked)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
 
 
 def _lock(path: Path) -> int | None:
@@ -135,13 +151,10 @@ class Store:
         """``complete``, ``diverged``, ``failed``, ``running``, or None if the store has no such run."""
         path = self.run_dir(run_id)
         result = _read_json(path / "result.json")
-        if result is not None:
+        if result is not None and result["status"] in FINISHED:
             return result["status"]
-        if (path / "lock.json").exists():
-            fd = _lock(path / "lock.json")
-            if fd is None:
-                return "running"
-            os.close(fd)
+        if run_id in self._held or _is_locked(path / "lock.json"):
+            return "running"
         return "failed" if (path / "spec.json").exists() else None
 
     def load(self, run_id: str) -> RunRecord:

@@ -7,7 +7,6 @@ for any importable ``torch.optim.Optimizer`` subclass.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
@@ -15,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from torch.optim import Optimizer
 
 from heavytail.optim.rules import GD, AdaGrad, Adam, NormalizedGD, SignDescent
-from heavytail.options import ConfigError, literal
+from heavytail.options import ConfigError, import_object, literal
 
 
 @dataclass(frozen=True)
@@ -64,11 +63,7 @@ def resolve_optimizer(name: str) -> OptimizerEntry:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if ":" in name:
-        module_name, _, attr = name.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as exc:
-            raise ConfigError(f"cannot load optimizer {name!r}: {exc}") from None
+        cls = import_object(name, "optimizer")
         if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
             raise ConfigError(f"optimizer {name!r} is not a torch.optim.Optimizer subclass")
         return OptimizerEntry(name, cls)

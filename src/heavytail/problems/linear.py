@@ -47,6 +47,15 @@ class LinearProblem:
         if self.reweight < 0:
             raise ConfigError(f"bad linear problem option reweight={self.reweight}; expected p >= 0")
 
+    def sizes(self) -> tuple[int, int, int]:
+        """(n, d, c) of the data this builds, without building it."""
+        return self.m * 2**self.m, self.d or (self.m + 1) * 2**self.m, 2**self.m - 1
+
+    def flops_per_step(self) -> float:
+        """Floating-point operations of one full-batch step: forward and weight-gradient GEMMs, 2ndc each."""
+        n, d, c = self.sizes()
+        return 4.0 * n * d * c
+
     def build(self, seed: int) -> Problem:
         """Draw the data and initialise the model from independent streams of ``seed`` (on the CPU)."""
         data = random_heavy_tailed_labels(

@@ -13,6 +13,10 @@ class ProblemOptions(Protocol):
 
     def build(self, seed: int) -> Problem: ...
 
+    def flops_per_step(self) -> float:
+        """Rough cost of one full-batch optimizer step, for the cost estimates of presets."""
+        ...
+
 
 _PROBLEMS: dict[str, type] = {}
 

@@ -262,7 +262,19 @@ def next_runs(outcomes: Iterable[Outcome], config: GridConfig) -> list[tuple[Fra
         elif top.exponent == min(evaluated) and top.exponent > low:
             wa = max(top.exponent - HALF, low)
         else:
-            return []
+            return _fallback_seeds(runs, config)
+
+
+def _fallback_seeds(runs: dict[tuple[Fraction, int], Outcome], config: GridConfig) -> list[tuple[Fraction, int]]:
+    """Dense seeds for a stability-fallback step size that the sparse pass ran with fewer seeds.
+
+    The fallback must be judged like its rivals; if its new seeds make it unstable, the next
+    selection falls further and this asks for that step size's seeds in turn.
+    """
+    selection = select_step_size(runs.values())
+    if selection.rule != "stability-fallback":
+        return []
+    return _missing(runs, [selection.exponent], config.dense_seeds)
 
 
 # --------------------------------------------------------------------------------------------------

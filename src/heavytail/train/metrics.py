@@ -5,12 +5,32 @@ Statistics are (sum, count) pairs per class, so chunks, mini-batches and devices
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+
+
+LOG2 = math.log(2.0)
+
+
+def correct_predictions(logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
+    """``logits.argmax(1) == targets`` (first maximum wins ties), from a max pass instead of an argmax pass.
+
+    A sample whose target logit is below the maximum is wrong. One whose target logit attains the
+    maximum is right unless an earlier class ties it; a tie of k classes at the maximum forces a loss
+    of at least log k, so only rows with loss >= log 2 need the exact argmax (on CPU a max pass costs
+    a quarter of an argmax pass).
+    """
+    target_logit = logits.gather(1, targets[:, None]).squeeze(1)
+    correct = target_logit >= logits.amax(dim=1)
+    ambiguous = (correct & (losses >= LOG2)).nonzero().squeeze(1)
+    if len(ambiguous):
+        correct[ambiguous] = logits[ambiguous].argmax(dim=1) == targets[ambiguous]
+    return correct
 
 
 class ClassStats:
@@ -29,8 +49,7 @@ class ClassStats:
     def add(self, losses: Tensor, logits: Tensor, targets: Tensor) -> None:
         """Add per-sample ``losses`` (N,), ``logits`` (N, c) and ``targets`` (N,) of one forward pass."""
         self.loss_sum.index_add_(0, targets, losses.double())
-        predicted = logits.max(dim=1).indices  # argmax's first-maximum rule, faster than argmax on CPU
-        self.correct.index_add_(0, targets, (predicted == targets).double())
+        self.correct.index_add_(0, targets, correct_predictions(logits, targets, losses).double())
         self.seen.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64))
 
 

@@ -1,0 +1,34 @@
+"""Paper figures declared as data; ``heavytail reproduce NAME`` runs one (``--list`` shows them all)."""
+
+from __future__ import annotations
+
+from heavytail.options import ConfigError, import_object
+from heavytail.presets import linear, linear_inputs, linear_large_step, linear_long, linear_optimizers
+from heavytail.presets.base import Curve, Preset, Scale
+
+PRESETS: dict[str, Preset] = {
+    module.PRESET.name: module.PRESET
+    for module in (linear, linear_optimizers, linear_long, linear_large_step, linear_inputs)
+}
+
+
+def register_preset(preset: Preset) -> None:
+    """Make ``preset`` available to ``reproduce`` under its name and aliases."""
+    PRESETS[preset.name] = preset
+
+
+def get_preset(name: str) -> Preset:
+    """The preset called ``name``, one of its aliases (``v1-fig3``), or a ``package.module:NAME`` object."""
+    if ":" in name:
+        preset = import_object(name, "preset")
+        if not isinstance(preset, Preset):
+            raise ConfigError(f"{name!r} is not a heavytail.presets.Preset")
+        return preset
+    for preset in PRESETS.values():
+        if name == preset.name or name in preset.aliases:
+            return preset
+    choices = ", ".join(sorted(PRESETS))
+    raise ConfigError(f"unknown preset {name!r}; choose one of: {choices} (aliases: `heavytail reproduce --list`)")
+
+
+__all__ = ["PRESETS", "Curve", "Preset", "Scale", "get_preset", "register_preset"]

@@ -1,0 +1,97 @@
+"""What a preset declares: one paper figure as data (problem, optimizers, grids, steps, scales)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, Literal, Mapping
+
+from heavytail.options import ConfigError
+from heavytail.problems import make_problem_options
+from heavytail.sweep.protocol import GridConfig
+
+CPU_GFLOPS = 150.0  # rates assumed by cost estimates: float32 GEMM on a 2-core laptop CPU,
+GPU_GFLOPS = 40_000.0  # and float32 (no TF32) on one H100
+FigureKind = Literal["groups", "horizons", "overall"]
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One optimizer of a figure: its step size comes from the protocol over ``grid``, or is ``fixed``."""
+
+    optimizer: str
+    grid: GridConfig | None = None
+    fixed: Fraction | None = None  # exponent e of a step size 10^e fixed by the paper
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if (self.grid is None) == (self.fixed is None):
+            raise ValueError(f"curve {self.optimizer!r} needs exactly one of grid= or fixed=")
+
+    def expected_runs(self) -> int:
+        """Runs a sweep of this curve needs when no grid extension is necessary."""
+        if self.grid is None:
+            return 1
+        g = self.grid
+        sparse = (g.hi - g.lo + 1) * len(g.sparse_seeds)
+        window = 2 * math.floor(2 * g.dense_radius) + 1  # half powers within the radius
+        integers = 2 * math.floor(g.dense_radius) + 1  # of which integer powers (already run in the sparse pass)
+        shared = len(set(g.sparse_seeds) & set(g.dense_seeds))
+        return sparse + window * len(g.dense_seeds) - integers * shared
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Sizes and horizon of one scale of a preset, and its curves (label -> curve)."""
+
+    problem_options: Mapping[str, Any]
+    steps: int
+    curves: Mapping[str, Curve]
+    horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
+    show_steps: int | None = None  # the figure's x-range (None: all steps)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A paper figure: problem(s), scales, and how its figure is drawn. ``variants`` compares problems."""
+
+    name: str
+    title: str
+    v1_figure: str
+    neurips_figure: str
+    scales: Mapping[str, Scale]
+    problem: str = "linear"
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> extra problem options
+    figure: FigureKind = "groups"
+    aliases: tuple[str, ...] = ()
+    notes: str = ""
+
+    def scale(self, name: str) -> Scale:
+        try:
+            return self.scales[name]
+        except KeyError:
+            raise ConfigError(f"unknown scale {name!r} for preset {self.name!r}; choose one of: {', '.join(self.scales)}") from None
+
+    def problems(self, scale: str) -> dict[str, dict[str, Any]]:
+        """Problem label -> full problem options; a single-problem preset has the label ``problem``."""
+        base = dict(self.scale(scale).problem_options)
+        if not self.variants:
+            return {self.problem: base}
+        return {label: {**base, **extra} for label, extra in self.variants.items()}
+
+    def cost(self, scale: str) -> dict[str, Any]:
+        """Expected number of runs, total FLOPs and minutes on a 2-core CPU (before any grid extension)."""
+        s = self.scale(scale)
+        runs = flops = 0.0
+        for options in self.problems(scale).values():
+            per_step = make_problem_options(self.problem, options).flops_per_step()
+            for curve in s.curves.values():
+                runs += curve.expected_runs()
+                flops += curve.expected_runs() * s.steps * per_step
+        return {
+            "runs": int(runs),
+            "tflop": flops / 1e12,
+            "cpu_minutes": flops / (CPU_GFLOPS * 1e9) / 60,
+            "gpu_minutes": flops / (GPU_GFLOPS * 1e9) / 60,
+        }

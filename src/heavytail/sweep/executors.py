@@ -1,0 +1,152 @@
+"""Where the runs of a sweep execute: in parallel local processes, or as SLURM jobs through submitit.
+
+Every executor writes to the same store through :func:`heavytail.run`, so finished runs are skipped,
+a run another process is computing is waited for rather than computed twice, and a killed sweep
+loses nothing that already finished.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from heavytail.options import ConfigError
+from heavytail.spec import RunSpec
+from heavytail.store import FINISHED, RunLocked, Store
+
+POLL_SECONDS = 1.0  # how often a worker checks on a run that another process is computing
+
+
+@dataclass
+class RunFailure:
+    """A run of the sweep that raised; the store keeps it as ``failed`` with its partial history."""
+
+    spec: RunSpec
+    error: str
+
+
+def run_or_wait(spec_dict: dict[str, Any], root: str, device: str, threads: int | None = None) -> str:
+    """Compute one run in ``root`` (or reuse it); if another process holds it, wait until it finishes.
+
+    Returns the run's final status. Module-level so that process pools and submitit can pickle it.
+    """
+    from heavytail.runner import run
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    spec, store = RunSpec.from_dict(spec_dict), Store(root)
+    while True:
+        try:
+            return run(spec, store, device=device).status
+        except RunLocked:
+            while store.status(spec.run_id) == "running":
+                time.sleep(POLL_SECONDS)
+            if store.status(spec.run_id) in FINISHED:
+                return store.status(spec.run_id)
+
+
+class Executor(Protocol):
+    """Runs a batch of specs to completion (results land in the store); returns the runs that raised."""
+
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class LocalExecutor:
+    """``workers`` processes on this machine (default: one per core); the cores are split between the runs
+    that execute at once (a batch smaller than the pool gives each run more torch threads)."""
+
+    workers: int | None = None
+    _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        cores = os.cpu_count() or 1
+        self.workers = self.workers or cores
+        if self.workers < 1:
+            raise ConfigError(f"bad number of workers {self.workers}; expected an integer >= 1")
+        self.cores = cores
+
+    def _submit(self) -> Callable[..., Future[str]]:
+        if self.workers == 1:  # in this process: no start-up cost, and Ctrl-C stops the run at once
+            return _InlineFuture.call
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("spawn")  # fork after torch start-up can deadlock
+            )
+        return self._pool.submit
+
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
+        submit = self._submit()
+        threads = None if self.workers == 1 else max(1, self.cores // min(self.workers, len(specs)))
+        futures = {submit(run_or_wait, spec.to_dict(), str(store.root), device, threads): spec for spec in specs}
+        failures = []
+        with tqdm(total=len(futures), disable=not progress, unit="run", leave=False) as bar:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        failures.append(RunFailure(futures[future], f"{type(future.exception()).__name__}: {future.exception()}"))
+                    bar.update(1)
+        return failures
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+class _InlineFuture(Future):  # type: ignore[type-arg]
+    """A future computed on the spot, so the serial path shares the pool path's bookkeeping."""
+
+    @classmethod
+    def call(cls, fn: Callable[..., str], *args: Any) -> Future[str]:
+        future = cls()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - reported as a run failure, like a pool worker's
+            future.set_exception(exc)
+        return future
+
+
+@dataclass
+class SlurmExecutor:
+    """One SLURM job per run (a job array per batch) through submitit; ``cluster="local"`` runs them here.
+
+    ``parameters`` go to ``submitit.AutoExecutor.update_parameters`` (e.g. ``timeout_min=240``,
+    ``slurm_partition="gpu"``); a CUDA device asks for one GPU per job unless given otherwise.
+    """
+
+    folder: Path | None = None
+    cluster: str | None = None
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
+        try:
+            import submitit
+        except ImportError:
+            raise ConfigError("the slurm executor needs submitit: pip install 'heavytail[slurm]'") from None
+        executor = submitit.AutoExecutor(folder=self.folder or store.root / "slurm", cluster=self.cluster)
+        defaults = {"timeout_min": 240, "cpus_per_task": 4, "gpus_per_node": 1 if device.startswith("cuda") else 0}
+        executor.update_parameters(**{**defaults, **self.parameters})
+        jobs = executor.map_array(run_or_wait, [s.to_dict() for s in specs], [str(store.root)] * len(specs), [device] * len(specs))
+        failures = []
+        for spec, job in tqdm(list(zip(specs, jobs)), disable=not progress, unit="run", leave=False):
+            try:
+                job.result()
+            except Exception as exc:  # noqa: BLE001 - a failed job is reported, the sweep keeps the rest
+                failures.append(RunFailure(spec, f"job {job.job_id}: {exc}".splitlines()[0]))
+        return failures
+
+    def close(self) -> None:
+        """Nothing to release: submitted jobs outlive the sweep, and a resumed sweep reuses what they stored."""

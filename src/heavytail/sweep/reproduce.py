@@ -1,0 +1,176 @@
+"""Reproduce a preset: run the protocol's grid for every curve, select step sizes, write figure and summary.
+
+The sweep proceeds in rounds: each round asks the protocol which (step size, seed) runs each curve
+still needs, runs all of them through the executor, and reads their outcomes back from the store.
+Runs already in the store are reused, so an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+from heavytail.presets.base import Curve, Preset
+from heavytail.runner import summarize
+from heavytail.spec import RunSpec
+from heavytail.store import FINISHED, RunRecord, Store, write_json
+from heavytail.sweep.executors import Executor, LocalExecutor
+from heavytail.sweep.protocol import Outcome, grid_table, lr_of, next_runs, select_step_size
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed; every run that finished is kept in the store."""
+
+
+@dataclass(frozen=True)
+class _Key:
+    problem: str  # problem label (a preset's variant, or the problem name)
+    curve: str  # curve label
+
+
+def _spec(preset: Preset, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
+    return RunSpec(
+        problem=preset.problem,
+        problem_options=options,
+        optimizer=curve.optimizer,
+        optimizer_options=curve.options,
+        lr=lr_of(exponent),
+        steps=steps,
+        seed=seed,
+    )
+
+
+def outcome_of(record: RunRecord, exponent: Fraction) -> Outcome:
+    """The protocol's view of a finished run: initial, final and maximum loss, diverged or not."""
+    result = record.result or {}
+    return Outcome(
+        exponent=exponent,
+        seed=record.spec.seed,
+        initial_loss=result["initial_loss"],
+        final_loss=result.get("final_loss"),
+        max_loss=result.get("max_loss"),
+        diverged=record.status == "diverged",
+        finished=record.status == "complete" and result.get("steps_done") == record.spec.steps,
+    )
+
+
+def reproduce(
+    preset: Preset,
+    scale: str = "small",
+    *,
+    store: Store | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
+    out: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``)."""
+    store = store or Store()
+    executor = executor or LocalExecutor()
+    s = preset.scale(scale)
+    problems = preset.problems(scale)
+    plans = {_Key(p, c): curve for p in problems for c, curve in s.curves.items()}
+    outcomes: dict[_Key, dict[tuple[Fraction, int], Outcome]] = {key: {} for key in plans}
+    start, computed = time.perf_counter(), 0
+    try:
+        while True:
+            wanted: dict[str, tuple[RunSpec, list[tuple[_Key, Fraction]]]] = {}  # run id -> spec, its curves
+            for key, curve in plans.items():
+                if curve.fixed is not None:
+                    needed = [] if (curve.fixed, 0) in outcomes[key] else [(curve.fixed, 0)]
+                else:
+                    needed = next_runs(outcomes[key].values(), curve.grid)
+                for exponent, seed in needed:
+                    spec = _spec(preset, problems[key.problem], curve, s.steps, exponent, seed)
+                    wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
+            if not wanted:
+                break
+            todo = [spec for run_id, (spec, _) in wanted.items() if store.status(run_id) not in FINISHED]
+            failures = executor.run(todo, store, device, progress) if todo else []
+            if failures:
+                lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
+                raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")
+            computed += len(todo)
+            for run_id, (spec, users) in wanted.items():
+                record = store.load(run_id)
+                for key, exponent in users:
+                    outcomes[key][(exponent, spec.seed)] = outcome_of(record, exponent)
+    finally:
+        executor.close()
+
+    summary: dict[str, Any] = {"preset": preset.name, "scale": scale}
+    records: dict[str, dict[str, RunRecord]] = {}
+    sections = {}
+    for label, options in problems.items():
+        section, records[label] = {}, {}
+        for name, curve in s.curves.items():
+            key = _Key(label, name)
+            entry, exponent = _choose(curve, outcomes[key])
+            first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
+            record = store.load(_spec(preset, options, curve, s.steps, exponent, first_seed).run_id)
+            records[label][name] = record
+            brief = summarize(record)
+            entry.update(
+                run_id=record.run_id,
+                group_loss_initial=brief["group_loss_initial"],
+                group_loss_final=brief["group_loss_final"],
+            )
+            section[name] = entry
+        sections[label] = {"problem_options": options, "sizes": _sizes(records[label]), "optimizers": section}
+    if preset.variants:
+        summary["problems"] = sections
+    else:
+        only = next(iter(sections.values()))
+        summary.update(problem_options=only["problem_options"], sizes=only["sizes"], optimizers=only["optimizers"])
+    out = Path(out) if out is not None else store.root / "reproduce" / f"{preset.name}-{scale}"
+    summary["figures"] = [str(p) for p in _draw(preset, scale, records, out)]
+    summary["runs"] = {"total": sum(len(o) for o in outcomes.values()), "computed": computed}
+    summary["wall_time"] = time.perf_counter() - start
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "summary.json", summary)
+    summary = json.loads((out / "summary.json").read_text())  # exactly what the file says (JSON types, null)
+    summary["summary"] = str(out / "summary.json")
+    return summary
+
+
+def _choose(curve: Curve, outcomes: dict[tuple[Fraction, int], Outcome]) -> tuple[dict[str, Any], Fraction]:
+    """The summary entry of one curve (step size, reason, grid) and the chosen exponent."""
+    if curve.fixed is not None:
+        outcome = outcomes[(curve.fixed, 0)]
+        if outcome.diverged:
+            raise SweepError(f"the fixed step size 10^{float(curve.fixed):g} of {curve.optimizer} diverged")
+        reason = f"fixed by the paper: 10^{float(curve.fixed):g} (no grid search for this figure)"
+        return {"lr": lr_of(curve.fixed), "reason": reason, "grid": grid_table(outcomes.values())}, curve.fixed
+    selection = select_step_size(outcomes.values(), curve.grid)
+    entry = {"lr": selection.lr, "reason": selection.reason, "rule": selection.rule, "grid": selection.grid}
+    return entry, selection.exponent
+
+
+def _sizes(records: dict[str, RunRecord]) -> dict[str, Any]:
+    first = next(iter(records.values()))
+    return (first.result or {}).get("problem_info", {})
+
+
+def _draw(preset: Preset, scale: str, records: dict[str, dict[str, RunRecord]], out: Path) -> list[Path]:
+    """The preset's figure(s): one per problem, PNG and PDF."""
+    from heavytail.plots import figure_horizons, figure_overall, figure_per_group, save_figure
+
+    s = preset.scale(scale)
+    paths: list[Path] = []
+    for label, by_curve in records.items():
+        heading = f"{preset.title}: {label}" if preset.variants else preset.title
+        title = f"{heading}\n({scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure})"
+        labels = [f"{name}, lr={r.spec.lr:.3g}" for name, r in by_curve.items()]
+        if preset.figure == "horizons":
+            fig = figure_horizons(next(iter(by_curve.values())), s.horizons, title=title)
+        elif preset.figure == "overall":
+            fig = figure_overall(list(by_curve.values()), labels=labels, max_step=s.show_steps, title=title)
+        else:
+            fig = figure_per_group(list(by_curve.values()), labels=labels, max_step=s.show_steps, title=title)
+        name = "figure" if not preset.variants else "figure-" + "".join(ch if ch.isalnum() else "_" for ch in label).strip("_")
+        paths += save_figure(fig, out / name)
+    return paths
