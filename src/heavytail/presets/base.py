@@ -11,7 +11,7 @@ from heavytail.options import ConfigError
 from heavytail.problems import make_problem_options
 from heavytail.sweep.protocol import GridConfig
 
-CPU_GFLOPS = 150.0  # rates assumed by cost estimates: float32 GEMM on a 2-core laptop CPU,
+CPU_GFLOPS = 125.0  # rates assumed by cost estimates: float32 GEMM on a 2-core laptop CPU,
 GPU_GFLOPS = 40_000.0  # and float32 (no TF32) on one H100
 FigureKind = Literal["groups", "horizons", "overall"]
 

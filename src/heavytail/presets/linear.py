@@ -1,6 +1,6 @@
 """v1 Fig 3 / NeurIPS Fig 4: softmax regression on Random Heavy-Tailed Labels, GD vs Adam (± momentum).
 
-    heavytail reproduce linear                                   # small: m = 8, 150 steps, ~5 min on 2 cores
+    heavytail reproduce linear                                   # small: m = 8, 150 steps, ~6 min on 2 cores
     heavytail reproduce linear --scale paper --device cuda       # paper: m = 11, 1 000 steps
 
 Paper scale follows the authors' grids (sparse 10^-6..10^0 with seed 0, then half powers around the
