@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 
@@ -33,6 +34,17 @@ def test_run_json_reports_sizes_losses_and_reuse(tmp_path, capsys):
     second = run_json(capsys, *argv)
     assert second["skipped"] is True and second["run_id"] == first["run_id"]
     assert second["final_loss"] == first["final_loss"]
+
+
+def test_step_size_in_the_papers_notation_names_the_presets_run(tmp_path, capsys):
+    from heavytail.sweep.protocol import lr_of
+
+    out = run_json(capsys, "run", "linear", "--optimizer", "gd", "--lr", "10^-2.5", "--steps", "2", "-p", "m=3",
+                   "--results", str(tmp_path), "--json")
+    assert out["lr"] == lr_of(Fraction(-5, 2))  # the same float, hence the same run id, as a sweep's 10^-2.5
+    with pytest.raises(SystemExit):
+        main(["run", "linear", "--optimizer", "gd", "--lr", "ten", "--results", str(tmp_path)])
+    assert "bad step size 'ten'" in capsys.readouterr().err
 
 
 def test_optimizer_from_import_path_with_options(tmp_path, capsys):

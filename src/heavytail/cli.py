@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from heavytail.options import ConfigError, literal, parse_assignments
 from heavytail.store import RunLocked, Store, json_safe
-from heavytail.sweep.protocol import SelectionError
+from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.reproduce import SweepError
 
 
@@ -31,6 +31,19 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
+
+
+def _step_size(text: str) -> float:
+    """A step size as a number (``0.01``, ``1e-3``) or a power of ten in the paper's notation (``10^-2.5``)."""
+    if text.startswith(("10^", "10**")):
+        try:
+            return lr_of(parse_exponent(text))
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad step size {text!r}; expected a number (0.01, 1e-3) or 10^E (10^-2.5)") from None
 
 
 class _Parser(argparse.ArgumentParser):
@@ -53,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train one run (or reuse its stored result) and summarise it")
     p.add_argument("problem", metavar="PROBLEM", help="problem name, e.g. linear (see `heavytail problems`)")
     p.add_argument("--optimizer", required=True, metavar="NAME", help="registered name (see `heavytail optimizers`) or package.module:Class")
-    p.add_argument("--lr", required=True, type=float, help="step size")
+    p.add_argument("--lr", required=True, type=_step_size, help="step size: a number or 10^E (e.g. 10^-2.5, as the presets use)")
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation (default: 0)")
     p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE", help="problem option, repeatable (e.g. -p m=9)")
@@ -231,7 +244,7 @@ def _format_reproduce(summary: dict[str, Any]) -> str:
 
 def _duration(minutes: float) -> str:
     if minutes < 1:
-        return f"{minutes * 60:.0f} s"
+        return "< 1 min"
     return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h"
 
 
