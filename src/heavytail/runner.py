@@ -62,6 +62,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _reused(store: Store, run_id: str) -> RunRecord:
+    record = store.load(run_id)
+    record.skipped = True
+    return record
+
+
 def run(
     spec: RunSpec,
     store: Store | str | os.PathLike[str] | None = None,
@@ -77,15 +83,11 @@ def run(
     dev = resolve_device(device)
     run_id = spec.run_id
     if not force and store.status(run_id) in FINISHED:
-        record = store.load(run_id)
-        record.skipped = True
-        return record
+        return _reused(store, run_id)
     store.claim(spec)
     if not force and store.status(run_id) in FINISHED:  # another process finished it meanwhile
         store.release(run_id)
-        record = store.load(run_id)
-        record.skipped = True
-        return record
+        return _reused(store, run_id)
     started, recorder, problem = _now(), None, None
     try:
         if force:
