@@ -73,7 +73,7 @@ def test_list_and_plot(tmp_path, capsys):
     [
         (["--optimizer", "adm"], "unknown optimizer 'adm'; choose one of: adagrad, adam, adam+m"),
         (["--optimizer", "gd", "-p", "mm=3"], "unknown linear problem option 'mm'; choose from: m, inputs"),
-        (["--optimizer", "gd", "-p", "inputs=cauchy"], "bad linear problem option inputs= 'cauchy'; choose one of: uniform, gaussian"),
+        (["--optimizer", "gd", "-p", "inputs=cauchy"], "bad linear problem option inputs='cauchy'; choose one of: uniform, gaussian"),
         (["--optimizer", "gd", "-o", "mom=0.9"], "unknown option 'mom' for optimizer 'gd'; choose from: momentum"),
         (["--optimizer", "gd", "--device", "cuda:7"], "choose one of: cpu"),
     ],

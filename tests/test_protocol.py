@@ -334,3 +334,13 @@ def test_stability_fallback_onto_a_single_seed_step_size_runs_its_other_seeds():
     assert sel.rule == "stability-fallback" and sel.exponent == F(-3)
     seeds = sorted(o.seed for o in outcomes if o.exponent == F(-3))
     assert seeds == [0, 1, 2]  # judged on the same seeds as its rivals
+
+
+def test_stability_fallback_walks_the_half_decade_grid_running_what_is_missing():
+    """The fallback is the next smaller half power, run if the sweep never evaluated it (paper 5.3)."""
+    cfg = GridConfig(-2, -1, dense_seeds=())  # sparse only: 10^-1.5 is never part of the plan
+    simulate = bowl(F(-1), unstable={F(-1)})  # 10^-1 scores best but is unstable
+    outcomes = drive(cfg, simulate)
+    assert {(o.exponent, o.seed) for o in outcomes} >= {(F(-3, 2), 0)}
+    sel = select_step_size(outcomes, cfg)
+    assert (sel.best_exponent, sel.exponent, sel.rule) == (F(-1), F(-3, 2), "stability-fallback")

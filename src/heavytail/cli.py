@@ -7,7 +7,6 @@ import dataclasses
 import hashlib
 import json
 import os
-import signal
 import sys
 import typing
 from typing import Any, Sequence
@@ -15,6 +14,7 @@ from typing import Any, Sequence
 from heavytail.options import ConfigError, literal, parse_assignments
 from heavytail.store import RunLocked, Store, json_safe
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
+from heavytail.sweep.executors import exit_cleanly_on_sigterm
 from heavytail.sweep.reproduce import SweepError
 
 
@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", default="small", help="small (laptop CPU) or paper (default: small)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--executor", default="local", choices=["local", "slurm"], help="local processes or SLURM jobs via submitit (default: local)")
-    p.add_argument("--workers", type=_positive_int, help="local worker processes (default: one per core)")
+    p.add_argument("--workers", type=_positive_int, help="local worker processes (default: one per core; one with --device cuda)")
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
@@ -299,7 +299,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.executor == "slurm":
         executor: Any = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
     else:
-        executor = LocalExecutor(args.workers)
+        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     summary = reproduce(
         preset,
         args.scale,
@@ -347,17 +347,16 @@ COMMANDS = {
 }
 
 
-def _terminate(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds like Ctrl-C, so partial results are saved
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    exit_cleanly_on_sigterm()
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, RunLocked, SweepError, SelectionError) as exc:
         print(f"heavytail: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. --results naming a file, a full disk, a read-only directory
+        print(f"heavytail: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heavytail: interrupted; finished runs are kept in the store", file=sys.stderr)

@@ -5,8 +5,11 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import os
+import sys
 import types
 import typing
+from fractions import Fraction
 from typing import Any, Literal, Mapping, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +25,8 @@ class ConfigError(ValueError):
 def import_object(path: str, what: str) -> Any:
     """The object a ``package.module:NAME`` path names; a one-line error if it cannot be loaded."""
     module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # as `python -m` does, also for the console script
+        sys.path.insert(0, os.getcwd())
     try:
         return getattr(importlib.import_module(module_name), attr)
     except (ImportError, AttributeError) as exc:
@@ -54,6 +59,14 @@ def literal(value: Any) -> Any:
         return value
 
 
+def _fraction(value: Any) -> float | None:
+    """``"1/2"`` as 0.5 (the paper writes reweighting powers as fractions); None if not a fraction."""
+    try:
+        return float(Fraction(str(value)))
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
 def coerce(value: Any, hint: Any, where: str) -> Any:
     """Convert ``value`` (often a string from the command line) to the type ``hint``."""
     origin = typing.get_origin(hint)
@@ -62,7 +75,7 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         for choice in choices:
             if value == choice or str(value) == str(choice):
                 return choice
-        raise ConfigError(f"bad {where} {value!r}; choose one of: {', '.join(map(str, choices))}")
+        raise ConfigError(f"bad {where}{value!r}; choose one of: {', '.join(map(str, choices))}")
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
@@ -74,14 +87,14 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
         text = str(value).lower()
         if text in _TRUE | _FALSE:
             return text in _TRUE
-        raise ConfigError(f"bad {where} {value!r}; expected true or false")
+        raise ConfigError(f"bad {where}{value!r}; expected true or false")
     if hint in (int, float):
         try:
             number = hint(value) if not isinstance(value, bool) else None
         except (TypeError, ValueError):
-            number = None
+            number = _fraction(value) if hint is float else None
         if number is None or (hint is int and isinstance(value, float) and value != int(value)):
-            raise ConfigError(f"bad {where} {value!r}; expected {'an integer' if hint is int else 'a number'}")
+            raise ConfigError(f"bad {where}{value!r}; expected {'an integer' if hint is int else 'a number'}")
         return number
     if hint is str:
         return str(value)
@@ -96,7 +109,7 @@ def build_options(cls: type[T], values: Mapping[str, Any], what: str) -> T:
     for key, value in values.items():
         if key not in names:
             raise ConfigError(f"unknown {what} option {key!r}; choose from: {', '.join(names)}")
-        kwargs[key] = coerce(value, hints[key], f"{what} option {key}=")
+        kwargs[key] = coerce(value, hints[key], f"{what} option {key}=")  # message reads "... option m='abc'"
     return cls(**kwargs)
 
 

@@ -27,8 +27,9 @@ def run_label(record: RunRecord) -> str:
     options = "".join(f" {k}={v}" for k, v in sorted(spec.optimizer_options.items()))
     exponent = np.log10(spec.lr)
     lr = f"10^{exponent:.3g}" if abs(exponent - round(exponent * 4) / 4) < 1e-9 else f"{spec.lr:.3g}"
+    batch = "" if spec.batch_size is None else f", B={spec.batch_size}"
     suffix = " (diverged)" if record.status == "diverged" else ""
-    return f"{spec.optimizer}{options}, lr={lr}{suffix}"
+    return f"{spec.optimizer}{options}, lr={lr}{batch}{suffix}"
 
 
 def _truncated(history: History, max_step: int | None) -> History:
@@ -142,7 +143,7 @@ def save_figure(fig: Figure, path: str | Path) -> list[Path]:
     stem = Path(path)
     stem = stem.with_suffix("") if stem.suffix in (".png", ".pdf") else stem
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]  # keeps dots in the name
     for out in paths:
         fig.savefig(out, dpi=150)
     plt.close(fig)

@@ -93,6 +93,8 @@ def run(
         if force:
             store.discard(run_id)
         problem = spec.build_problem().to(dev)
+        if spec.batch_size is not None and spec.batch_size > problem.num_samples:
+            raise ConfigError(f"bad batch size {spec.batch_size}; this problem has {problem.num_samples} samples")
         optimizer = make_optimizer(spec.optimizer, problem.model.parameters(), spec.lr, spec.optimizer_options)
         recorder = HistoryRecorder(problem.class_counts(), problem.class_weights)
         chunk = chunk_size or auto_chunk_size(problem)
@@ -112,6 +114,11 @@ def run(
             "steps_done": outcome.steps_done,
             "wall_time": outcome.wall_time,
         }
+    except ConfigError:
+        if recorder is None or not recorder.rows:  # bad input caught during set-up: nothing to keep
+            store.release(run_id)
+            store.forget_if_empty(run_id)
+        raise
     except BaseException as exc:  # keep what was computed, also on Ctrl-C / SIGTERM
         history = recorder.history() if recorder is not None and recorder.rows else None
         result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}

@@ -43,6 +43,7 @@ class RunSpec:
     steps: int
     seed: int = 0
     batch_size: int | None = None
+    _normalized: bool = field(default=False, repr=False, compare=False)  # set on specs already validated
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -57,6 +58,8 @@ class RunSpec:
 
     def normalized(self) -> RunSpec:
         """The same run with options validated, typed, and stripped of values equal to their defaults."""
+        if self._normalized:
+            return self
         problem_options = non_defaults(make_problem_options(self.problem, self.problem_options))
         defaults = resolve_optimizer(self.optimizer).default_options()
         given = {key: literal(value) for key, value in self.optimizer_options.items()}
@@ -64,7 +67,9 @@ class RunSpec:
         optimizer_options = {
             key: value for key, value in given.items() if _jsonable(defaults.get(key, object())) != _jsonable(value)
         }
-        return dataclasses.replace(self, problem_options=problem_options, optimizer_options=optimizer_options)
+        return dataclasses.replace(
+            self, problem_options=problem_options, optimizer_options=optimizer_options, _normalized=True
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict of the normalized spec (what the store writes and the run id hashes)."""
@@ -85,8 +90,10 @@ class RunSpec:
         return out
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RunSpec:
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any], *, normalized: bool = False) -> RunSpec:
+        """Rebuild a spec; ``normalized=True`` trusts ``data`` (a stored spec) instead of re-validating it,
+        so a store stays readable where its runs' optimizers or problems cannot be imported."""
+        return cls(**data, _normalized=normalized)
 
     @property
     def run_id(self) -> str:

@@ -16,6 +16,7 @@ import fcntl
 import json
 import os
 import socket
+import time
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -88,7 +89,7 @@ def _is_locked(path: Path) -> bool:
         os.close(fd)
 
 
-def _lock(path: Path) -> int | None:
+def _lock(path: Path, attempts: int = 1) -> int | None:
     """Open ``path`` and take an exclusive ``flock`` on it without waiting; None if another holds it.
 
     The kernel drops the lock when its process dies, so a killed run never leaves a lock that
@@ -100,7 +101,11 @@ def _lock(path: Path) -> int | None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            return None
+            attempts -= 1
+            if attempts <= 0:
+                return None
+            time.sleep(0.02)
+            continue
         try:
             if os.stat(path).st_ino == os.fstat(fd).st_ino:
                 return fd
@@ -161,7 +166,10 @@ class Store:
         """The run whose id is (or uniquely starts with) ``run_id``."""
         run_id = self.resolve(run_id)
         path = self.run_dir(run_id)
-        spec = RunSpec.from_dict(json.loads((path / "spec.json").read_text()))
+        try:
+            spec = RunSpec.from_dict(json.loads((path / "spec.json").read_text()), normalized=True)
+        except (json.JSONDecodeError, TypeError) as exc:
+            raise ConfigError(f"run {run_id} in {self.root} has an unreadable spec.json ({exc}); delete {path}") from None
         return RunRecord(run_id, path, spec, _read_json(path / "result.json"), self.status(run_id) or "failed")
 
     def resolve(self, prefix: str) -> str:
@@ -191,7 +199,7 @@ class Store:
         path.mkdir(parents=True, exist_ok=True)
         if not (path / "spec.json").exists():
             write_json(path / "spec.json", spec.to_dict())
-        fd = _lock(path / "lock.json")
+        fd = _lock(path / "lock.json", attempts=25)  # rides out status probes, which hold it for microseconds
         if fd is None:
             owner = _read_json(path / "lock.json") or {}
             raise RunLocked(f"run {run_id} is being computed by pid {owner.get('pid')} on {owner.get('host')}")
@@ -214,6 +222,16 @@ class Store:
         if history is not None:
             _atomic_write(path / "history.npz", history.save, mode="wb")
         write_json(path / "result.json", result)
+
+    def forget_if_empty(self, run_id: str) -> None:
+        """Remove a run directory that holds nothing but its spec (a run refused before it started)."""
+        path = self.run_dir(run_id)
+        if not (path / "result.json").exists() and not (path / "history.npz").exists():
+            (path / "spec.json").unlink(missing_ok=True)
+            try:
+                path.rmdir()
+            except OSError:
+                pass
 
     def discard(self, run_id: str) -> None:
         """Forget a run's outcome so that it is computed again (``--force``)."""

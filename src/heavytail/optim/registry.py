@@ -66,6 +66,9 @@ def resolve_optimizer(name: str) -> OptimizerEntry:
         cls = import_object(name, "optimizer")
         if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
             raise ConfigError(f"optimizer {name!r} is not a torch.optim.Optimizer subclass")
+        closure = inspect.signature(cls.step).parameters.get("closure")
+        if closure is not None and closure.default is inspect.Parameter.empty:
+            raise ConfigError(f"optimizer {name!r} needs a closure (several evaluations per step); not supported")
         return OptimizerEntry(name, cls)
     raise ConfigError(
         f"unknown optimizer {name!r}; choose one of: {', '.join(optimizer_names())} (or package.module:Class)"

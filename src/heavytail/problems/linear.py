@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import typing
 from dataclasses import dataclass
 
@@ -58,6 +59,13 @@ class LinearProblem:
 
     def build(self, seed: int) -> Problem:
         """Draw the data and initialise the model from independent streams of ``seed`` (on the CPU)."""
+        n, d, _ = self.sizes()
+        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+        if available is not None and 4 * n * d > available:
+            raise ConfigError(
+                f"linear problem m={self.m} needs {4 * n * d / 2**30:.1f} GiB for its inputs; "
+                f"this machine has {available / 2**30:.1f} GiB free (use a smaller m or d)"
+            )
         data = random_heavy_tailed_labels(
             self.m, d=self.d, inputs=self.inputs, mean=self.mean, scale=self.scale, seed=derive_seed(seed, "data")
         )

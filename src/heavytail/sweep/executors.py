@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
@@ -18,7 +21,10 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from heavytail.optim.registry import OptimizerEntry, register_optimizer, resolve_optimizer
 from heavytail.options import ConfigError
+from heavytail.problems import register_problem
+from heavytail.problems.registry import problem_class
 from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunLocked, Store
 
@@ -33,16 +39,47 @@ class RunFailure:
     error: str
 
 
-def run_or_wait(spec_dict: dict[str, Any], root: str, device: str, threads: int | None = None) -> str:
-    """Compute one run in ``root`` (or reuse it); if another process holds it, wait until it finishes.
+@dataclass(frozen=True)
+class Task:
+    """One run as sent to a worker process, with the registrations that process may lack."""
+
+    spec: dict[str, Any]
+    root: str
+    device: str
+    threads: int | None = None
+    optimizer: OptimizerEntry | None = None  # registered in the parent, maybe not in a fresh worker
+    problem: type | None = None
+
+    @classmethod
+    def of(cls, spec: RunSpec, store: Store, device: str, threads: int | None = None) -> Task:
+        optimizer = resolve_optimizer(spec.optimizer)
+        return cls(spec.to_dict(), str(store.root), device, threads, optimizer, problem_class(spec.problem))
+
+
+def run_task(task: Task) -> str:
+    """Compute one run (or reuse it); if another process holds it, wait until it finishes.
 
     Returns the run's final status. Module-level so that process pools and submitit can pickle it.
     """
+    if task.threads is not None:
+        torch.set_num_threads(task.threads)
+    if task.optimizer is not None and ":" not in task.optimizer.name:
+        entry = task.optimizer
+        register_optimizer(entry.name, entry.cls, entry.description, **entry.defaults)
+    if task.problem is not None:
+        register_problem(task.spec["problem"], task.problem)
+    spec, store, device = RunSpec.from_dict(task.spec), Store(task.root), task.device
+    try:
+        return _run_or_wait(spec, store, device)
+    except SystemExit:
+        if multiprocessing.parent_process() is not None:  # a pool worker told to stop: run() saved its rows
+            os._exit(143)
+        raise
+
+
+def _run_or_wait(spec: RunSpec, store: Store, device: str) -> str:
     from heavytail.runner import run
 
-    if threads is not None:
-        torch.set_num_threads(threads)
-    spec, store = RunSpec.from_dict(spec_dict), Store(root)
     while True:
         try:
             return run(spec, store, device=device).status
@@ -58,7 +95,7 @@ class Executor(Protocol):
 
     def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]: ...
 
-    def close(self) -> None: ...
+    def close(self, abort: bool = False) -> None: ...
 
 
 @dataclass
@@ -70,7 +107,7 @@ class LocalExecutor:
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        cores = os.cpu_count() or 1
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         self.workers = self.workers or cores
         if self.workers < 1:
             raise ConfigError(f"bad number of workers {self.workers}; expected an integer >= 1")
@@ -81,29 +118,52 @@ class LocalExecutor:
             return _InlineFuture.call
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
-                self.workers, mp_context=multiprocessing.get_context("spawn")  # fork after torch start-up can deadlock
+                self.workers,
+                mp_context=multiprocessing.get_context("spawn"),  # fork after torch start-up can deadlock
+                initializer=exit_cleanly_on_sigterm,
             )
         return self._pool.submit
 
     def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
         submit = self._submit()
         threads = None if self.workers == 1 else max(1, self.cores // min(self.workers, len(specs)))
-        futures = {submit(run_or_wait, spec.to_dict(), str(store.root), device, threads): spec for spec in specs}
+        futures = {submit(run_task, Task.of(spec, store, device, threads)): spec for spec in specs}
         failures = []
         with tqdm(total=len(futures), disable=not progress, unit="run", leave=False) as bar:
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    if future.exception() is not None:
-                        failures.append(RunFailure(futures[future], f"{type(future.exception()).__name__}: {future.exception()}"))
+                    exc = future.exception()
+                    if isinstance(exc, BrokenProcessPool):
+                        raise ConfigError(
+                            "a worker process died; when calling reproduce() from a script, put the call under "
+                            "`if __name__ == '__main__':` (worker processes re-import the script), or use workers=1"
+                        ) from exc
+                    if exc is not None:
+                        failures.append(RunFailure(futures[future], f"{type(exc).__name__}: {exc}"))
                     bar.update(1)
         return failures
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """Shut the pool down; ``abort`` stops runs in progress (they keep their rows, stored as failed)."""
         if self._pool is not None:
+            if abort:
+                if threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # already stopping: let the workers save
+                for process in list(self._pool._processes.values()):  # no public API for this
+                    process.terminate()
             self._pool.shutdown(cancel_futures=True)
             self._pool = None
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+def exit_cleanly_on_sigterm() -> None:
+    """Make SIGTERM unwind like Ctrl-C, so :func:`heavytail.run` stores the rows so far (CLI and workers)."""
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 class _InlineFuture(Future):  # type: ignore[type-arg]
@@ -139,7 +199,7 @@ class SlurmExecutor:
         executor = submitit.AutoExecutor(folder=self.folder or store.root / "slurm", cluster=self.cluster)
         defaults = {"timeout_min": 240, "cpus_per_task": 4, "gpus_per_node": 1 if device.startswith("cuda") else 0}
         executor.update_parameters(**{**defaults, **self.parameters})
-        jobs = executor.map_array(run_or_wait, [s.to_dict() for s in specs], [str(store.root)] * len(specs), [device] * len(specs))
+        jobs = executor.map_array(run_task, [Task.of(spec, store, device) for spec in specs])
         failures = []
         for spec, job in tqdm(list(zip(specs, jobs)), disable=not progress, unit="run", leave=False):
             try:
@@ -148,5 +208,5 @@ class SlurmExecutor:
                 failures.append(RunFailure(spec, f"job {job.job_id}: {exc}".splitlines()[0]))
         return failures
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         """Nothing to release: submitted jobs outlive the sweep, and a resumed sweep reuses what they stored."""

@@ -241,8 +241,10 @@ def next_runs(outcomes: Iterable[Outcome], config: GridConfig) -> list[tuple[Fra
             a -= 1
         else:
             break
-    if best is None or not config.dense_seeds:
+    if best is None:
         return []
+    if not config.dense_seeds:
+        return _fallback_runs(runs, config)
 
     # Dense pass over half powers in [wa, wb] around the sparse best, pooled with the sparse runs and
     # grown half a decade at a time while the pooled best sits on the edge of everything evaluated.
@@ -262,19 +264,31 @@ def next_runs(outcomes: Iterable[Outcome], config: GridConfig) -> list[tuple[Fra
         elif top.exponent == min(evaluated) and top.exponent > low:
             wa = max(top.exponent - HALF, low)
         else:
-            return _fallback_seeds(runs, config)
+            return _fallback_runs(runs, config)
 
 
-def _fallback_seeds(runs: dict[tuple[Fraction, int], Outcome], config: GridConfig) -> list[tuple[Fraction, int]]:
-    """Dense seeds for a stability-fallback step size that the sparse pass ran with fewer seeds.
+def _fallback_runs(runs: dict[tuple[Fraction, int], Outcome], config: GridConfig) -> list[tuple[Fraction, int]]:
+    """Runs the stability fallback needs: the next smaller step sizes on the half-decade grid.
 
-    The fallback must be judged like its rivals; if its new seeds make it unstable, the next
-    selection falls further and this asks for that step size's seeds in turn.
+    Walking down from an unstable best, each half power is run (with the dense seeds, so that it is
+    judged like its rivals) until one is stable; a step size that diverged counts as unstable.
     """
-    selection = select_step_size(runs.values())
-    if selection.rule != "stability-fallback":
+    try:
+        best = select_step_size(runs.values()).best_exponent
+    except SelectionError:
         return []
-    return _missing(runs, [selection.exponent], config.dense_seeds)
+    seeds = config.dense_seeds or config.sparse_seeds
+    if _points([o for o in runs.values() if o.exponent == best])[0].stable:
+        return []
+    exponent = best - HALF
+    while exponent >= config.bounds[0]:
+        if need := _missing(runs, [exponent], seeds):
+            return need
+        point = _points([o for o in runs.values() if o.exponent == exponent])
+        if point and point[0].stable:
+            return []
+        exponent -= HALF
+    return []
 
 
 # --------------------------------------------------------------------------------------------------

@@ -99,8 +99,10 @@ def reproduce(
                 record = store.load(run_id)
                 for key, exponent in users:
                     outcomes[key][(exponent, spec.seed)] = outcome_of(record, exponent)
-    finally:
-        executor.close()
+    except BaseException:
+        executor.close(abort=True)
+        raise
+    executor.close()
 
     summary: dict[str, Any] = {"preset": preset.name, "scale": scale}
     records: dict[str, dict[str, RunRecord]] = {}
