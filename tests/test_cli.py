@@ -10,6 +10,7 @@ from fractions import Fraction
 import pytest
 
 from heavytail.cli import main
+from heavytail.store import Store
 
 RUN_KEYS = {
     "run_id", "n", "d", "c", "steps", "initial_loss", "final_loss", "max_loss", "diverged", "skipped",
@@ -95,3 +96,11 @@ def test_console_entry_point(tmp_path):
     out = json.loads(result.stdout)
     assert out["path"].startswith(str(tmp_path)) and out["c"] == 7
     assert result.stderr == ""
+
+
+def test_bad_optimizer_values_leave_no_run_behind(tmp_path, capsys):
+    for options in (["-o", "momentum=1.5"], ["--batch-size", "1000"]):
+        code = main(["run", "linear", "--optimizer", "gd", "--lr", "0.1", "--steps", "2", "-p", "m=3",
+                     "--results", str(tmp_path), *options])
+        assert code == 2 and capsys.readouterr().err.startswith("heavytail: error: ")
+    assert Store(tmp_path).run_ids() == []

@@ -221,3 +221,24 @@ def test_identical_curves_share_their_runs(tmp_path, monkeypatch):
     assert summary["optimizers"]["a"] == summary["optimizers"]["b"]
     assert summary["optimizers"]["c"]["lr"] == 0.1
     assert len(calls) == summary["runs"]["computed"] == len(Store(tmp_path).run_ids())
+
+
+def test_registered_optimizer_reaches_worker_processes(tmp_path):
+    """A name registered in this process works in spawned workers (which never ran the registration)."""
+    import torch
+
+    from heavytail.optim.registry import _REGISTRY, register_optimizer
+
+    register_optimizer("sgd-half-momentum", torch.optim.SGD, momentum=0.5)
+    try:
+        curves = {"sgd-half-momentum": Curve("sgd-half-momentum", fixed=Fraction(-1)), "gd": Curve("gd", fixed=Fraction(-1))}
+        preset = Preset(name="reg", title="reg", v1_figure="-", neurips_figure="-", scales={"small": Scale({"m": 3}, 5, curves)})
+        summary = reproduce(preset, store=Store(tmp_path), executor=LocalExecutor(workers=2), out=tmp_path / "out")
+        assert summary["runs"]["computed"] == 2
+        record = Store(tmp_path).load(summary["optimizers"]["sgd-half-momentum"]["run_id"])
+        assert record.status == "complete" and record.spec.optimizer == "sgd-half-momentum"
+        del _REGISTRY["sgd-half-momentum"]  # a store stays readable when its optimizer is unknown here
+        assert len(Store(tmp_path).to_frame()) == 2
+        assert Store(tmp_path).load(record.run_id).spec.label().startswith("linear(m=3) sgd-half-momentum")
+    finally:
+        _REGISTRY.pop("sgd-half-momentum", None)

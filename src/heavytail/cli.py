@@ -245,7 +245,7 @@ def _format_reproduce(summary: dict[str, Any]) -> str:
 def _duration(minutes: float) -> str:
     if minutes < 1:
         return "< 1 min"
-    return f"{minutes:.0f} min" if minutes < 120 else f"{minutes / 60:.0f} h"
+    return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.0f} h"
 
 
 def _preset_table() -> list[dict[str, Any]]:
@@ -281,7 +281,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             for name, cost in row["scales"].items():
                 lines.append(
                     f"{'':<19} {name:<6} ~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP: "
-                    f"~{_duration(cost['cpu_minutes'])} on 2 CPU cores, ~{_duration(cost['gpu_minutes'])} on one GPU"
+                    f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"
                 )
         _emit(args, rows, "\n".join(lines))
         return 0
@@ -292,7 +292,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if not args.json:
         print(
             f"{preset.name} ({args.scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure}): "
-            f"about {cost['runs']} runs, ~{_duration(cost['cpu_minutes'])} on 2 CPU cores; store: {Store(args.results).root}",
+            f"about {cost['runs']} runs, {_duration(cost['cpu_minutes'])} on 2 CPU cores; store: {Store(args.results).root}",
             file=sys.stderr,
             flush=True,
         )

@@ -35,8 +35,9 @@ class Curve:
             return 1
         g = self.grid
         sparse = (g.hi - g.lo + 1) * len(g.sparse_seeds)
-        window = 2 * math.floor(2 * g.dense_radius) + 1  # half powers within the radius
-        integers = 2 * math.floor(g.dense_radius) + 1  # of which integer powers (already run in the sparse pass)
+        low, high = g.bounds
+        window = min(2 * math.floor(2 * g.dense_radius), 2 * (high - low)) + 1  # half powers within the radius
+        integers = min(2 * math.floor(g.dense_radius), high - low) + 1  # of which integer powers (run in the sparse pass)
         shared = len(set(g.sparse_seeds) & set(g.dense_seeds))
         return sparse + window * len(g.dense_seeds) - integers * shared
 
