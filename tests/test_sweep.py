@@ -242,3 +242,25 @@ def test_registered_optimizer_reaches_worker_processes(tmp_path):
         assert Store(tmp_path).load(record.run_id).spec.label().startswith("linear(m=3) sgd-half-momentum")
     finally:
         _REGISTRY.pop("sgd-half-momentum", None)
+
+
+def test_presets_declare_the_papers_settings():
+    """Each figure module carries the paper's settings (paper summary sections 5.4, 5.5; decisions D2, D7)."""
+    from heavytail.presets import linear_inputs, linear_large_step, linear_long, linear_optimizers
+
+    assert set(linear_optimizers.PRESET.scale("paper").curves) == {
+        "gd", "gd+m", "adam", "adam+m", "normgd", "normgd+m", "sign", "sign+m",
+    }  # fmt: skip
+    assert linear_optimizers.PRESET.scale("paper").problem_options == {"m": 11}  # uniform inputs (D7)
+    long = linear_long.PRESET.scale("paper")
+    assert long.problem_options == {"m": 7} and long.steps == 10_000 and long.horizons == (100, 1_000, 10_000)
+    assert long.curves["gd"].fixed == Fraction(-2)
+    large = linear_large_step.PRESET.scale("paper")
+    assert {c.fixed for c in large.curves.values()} == {Fraction(3), Fraction(-1)} and large.show_steps == 1_000
+    inputs = linear_inputs.PRESET
+    assert inputs.problems("small") == {
+        "N(1,1)": {"m": 7, "inputs": "gaussian", "mean": 1.0, "scale": 1.0},
+        "N(0,1)": {"m": 7, "inputs": "gaussian", "mean": 0.0, "scale": 1.0},
+    }
+    gd = inputs.scale("paper").curves["gd"].grid
+    assert (gd.lo, gd.hi, gd.bounds, gd.dense_seeds) == (-4, 3, (-4, 3), (0,))  # every half power, one seed
