@@ -31,7 +31,6 @@ from heavytail.train.history import History
 RESULTS_ENV = "HEAVYTAIL_RESULTS"
 DEFAULT_RESULTS = "heavytail-results"
 FINISHED = ("complete", "diverged")  # final outcomes: never recomputed unless forced
-STATUSES = ("complete", "running", "failed", "diverged")
 
 
 def default_results_dir() -> Path:

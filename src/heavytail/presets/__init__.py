@@ -12,11 +12,6 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def register_preset(preset: Preset) -> None:
-    """Make ``preset`` available to ``reproduce`` under its name and aliases."""
-    PRESETS[preset.name] = preset
-
-
 def get_preset(name: str) -> Preset:
     """The preset called ``name``, one of its aliases (``v1-fig3``), or a ``package.module:NAME`` object."""
     if ":" in name:
@@ -31,4 +26,4 @@ def get_preset(name: str) -> Preset:
     raise ConfigError(f"unknown preset {name!r}; choose one of: {choices} (aliases: `heavytail reproduce --list`)")
 
 
-__all__ = ["PRESETS", "Curve", "Preset", "Scale", "get_preset", "register_preset"]
+__all__ = ["PRESETS", "Curve", "Preset", "Scale", "get_preset"]
