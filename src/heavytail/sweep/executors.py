@@ -25,6 +25,7 @@ from heavytail.optim.registry import OptimizerEntry, register_optimizer, resolve
 from heavytail.options import ConfigError
 from heavytail.problems import register_problem
 from heavytail.problems.registry import problem_class
+from heavytail.runner import run
 from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunLocked, Store
 
@@ -78,8 +79,6 @@ def run_task(task: Task) -> str:
 
 
 def _run_or_wait(spec: RunSpec, store: Store, device: str) -> str:
-    from heavytail.runner import run
-
     while True:
         try:
             return run(spec, store, device=device).status

@@ -101,9 +101,11 @@ def train(
     start = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, unit="step", leave=False, dynamic_ncols=True)
 
+    full_normaliser = _loss_normaliser(problem, problem.y)  # the same every full-batch step: computed once
+
     def full_pass(step: int, backward: bool) -> float:
         stats.reset()
-        normaliser = _loss_normaliser(problem, problem.y) if backward else None
+        normaliser = full_normaliser if backward else None
         with torch.set_grad_enabled(backward):
             for lo in range(0, n, chunk):
                 forward(problem.x[lo : lo + chunk], problem.y[lo : lo + chunk], normaliser)
