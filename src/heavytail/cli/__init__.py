@@ -1,10 +1,15 @@
-"""The ``heavytail`` command: a thin layer over the Python API (run, list, plot, reproduce, optimizers, problems)."""
+"""The ``heavytail`` command: a thin layer over the Python API (run, list, plot, reproduce, optimizers, problems).
+
+Each further command group lives in a module of this package exposing ``add_parsers(sub)``, which adds
+its sub-parsers and returns ``{command: handler}``; :data:`COMMAND_GROUPS` lists those modules.
+"""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -12,15 +17,11 @@ import typing
 from typing import Any, Sequence
 
 from heavytail.options import ConfigError, literal, parse_assignments
-from heavytail.store import RunLocked, Store, json_safe
+from heavytail.cli.common import add_store_options, emit
+from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
 from heavytail.sweep.reproduce import SweepError
-
-
-def _add_store_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", metavar="DIR", help="results directory (default: $HEAVYTAIL_RESULTS or ./heavytail-results)")
-    parser.add_argument("--json", action="store_true", help="print one JSON document instead of text")
 
 
 def _positive_int(text: str) -> int:
@@ -76,17 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups in the summary (default: 10)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
-    _add_store_options(p)
+    add_store_options(p)
 
     p = sub.add_parser("list", help="show stored runs")
-    _add_store_options(p)
+    add_store_options(p)
 
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
     p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups (default: 10)")
     p.add_argument("--title", help="figure title")
-    _add_store_options(p)
+    add_store_options(p)
 
     p = sub.add_parser("reproduce", help="a paper figure: grid search, step-size selection, figure and summary.json")
     p.add_argument("preset", nargs="?", metavar="PRESET", help="preset name or alias, e.g. linear or v1-fig3")
@@ -98,15 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
-    _add_store_options(p)
+    add_store_options(p)
 
     sub.add_parser("optimizers", help="list registered optimizers")
     sub.add_parser("problems", help="list problems and their -p options")
+    for module in COMMAND_GROUPS:
+        COMMANDS.update(importlib.import_module(f"heavytail.cli.{module}").add_parsers(sub))
     return parser
-
-
-def _emit(args: argparse.Namespace, data: Any, text: str) -> None:
-    print(json.dumps(json_safe(data), indent=1, allow_nan=False) if args.json else text)
 
 
 def _format_groups(summary: dict[str, Any]) -> str:
@@ -160,7 +159,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
     )
     summary = summarize(record, args.groups)
-    _emit(args, summary, _format_run(summary))
+    emit(args, summary, _format_run(summary))
     return 0
 
 
@@ -184,7 +183,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     for row in rows:
         loss = "" if row["final_loss"] is None else f"final loss {row['final_loss']:.4f}"
         lines.append(f"{row['run_id']}  {row['status']:<8}  {row['label']}  {loss}")
-    _emit(args, rows, "\n".join(lines))
+    emit(args, rows, "\n".join(lines))
     return 0
 
 
@@ -217,7 +216,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     ids = ",".join(sorted(r.run_id for r in records))
     out = args.out or store.root / "figures" / f"{records[0].spec.problem}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
     paths = save_figure(figure_per_group(records, args.groups, title=args.title), out)
-    _emit(args, {"runs": [r.run_id for r in records], "files": [str(p) for p in paths]}, "\n".join(map(str, paths)))
+    emit(args, {"runs": [r.run_id for r in records], "files": [str(p) for p in paths]}, "\n".join(map(str, paths)))
     return 0
 
 
@@ -283,7 +282,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                     f"{'':<19} {name:<6} ~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP: "
                     f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"
                 )
-        _emit(args, rows, "\n".join(lines))
+        emit(args, rows, "\n".join(lines))
         return 0
     preset = get_preset(args.preset)
     cost = preset.cost(args.scale)  # also validates the scale before anything runs
@@ -309,7 +308,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.json and sys.stderr.isatty(),
     )
-    _emit(args, summary, _format_reproduce(summary))
+    emit(args, summary, _format_reproduce(summary))
     return 0
 
 
@@ -336,6 +335,8 @@ def cmd_problems(args: argparse.Namespace) -> int:
             print(f"  -p {f.name}=  ({values}default: {f.default})")
     return 0
 
+
+COMMAND_GROUPS = ("data",)  # modules of this package that add command groups
 
 COMMANDS = {
     "run": cmd_run,
