@@ -264,3 +264,24 @@ def test_presets_declare_the_papers_settings():
     }
     gd = inputs.scale("paper").curves["gd"].grid
     assert (gd.lo, gd.hi, gd.bounds, gd.dense_seeds) == (-4, 3, (-4, 3), (0,))  # every half power, one seed
+
+
+STUDY_MODULE = '''
+from heavytail.presets import Study
+
+def compute(params, *, store, out, device, progress):
+    (out / "figure.png").write_bytes(b"png")
+    return {"value": params["k"] * 2, "text": ["doubled"], "figures": [str(out / "figure.png")]}
+
+STUDY = Study("tiny-study", "a computed figure", "-", "-", scales={"small": {"k": 21}}, compute=compute, minutes={"small": (0.1, 0.01)})
+'''
+
+
+def test_study_preset_runs_through_reproduce(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "tiny_study.py").write_text(STUDY_MODULE)
+    assert main(["reproduce", "tiny_study:STUDY", "--results", str(tmp_path / "res"), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["value"] == 42 and summary["preset"] == "tiny-study"
+    assert json.loads((tmp_path / "res" / "reproduce" / "tiny-study-small" / "summary.json").read_text())["value"] == 42
+    assert main(["reproduce", "tiny_study:STUDY", "--scale", "paper", "--results", str(tmp_path / "res")]) == 2

@@ -241,7 +241,18 @@ def _format_reproduce(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _format_study(summary: dict[str, Any]) -> str:
+    """A computed figure's summary as text: its own ``text`` lines if it has them, then figures and summary file."""
+    lines = [f"{summary['preset']} ({summary['scale']} scale): {summary['wall_time']:.0f} s"]
+    lines += summary.get("text", [])
+    lines.append("figure: " + ", ".join(summary.get("figures", [])))
+    lines.append("summary: " + summary["summary"])
+    return "\n".join(lines)
+
+
 def _duration(minutes: float) -> str:
+    if minutes != minutes:  # not estimated
+        return "?"
     if minutes < 1:
         return "< 1 min"
     return f"~{minutes:.0f} min" if minutes < 120 else f"~{minutes / 60:.0f} h"
@@ -266,10 +277,10 @@ def _preset_table() -> list[dict[str, Any]]:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from heavytail.presets import get_preset
+    from heavytail.presets import Study, get_preset
     from heavytail.runner import resolve_device
     from heavytail.sweep.executors import LocalExecutor, SlurmExecutor
-    from heavytail.sweep.reproduce import reproduce
+    from heavytail.sweep.reproduce import reproduce, run_study
 
     if args.list or not args.preset:
         rows = _preset_table()
@@ -278,8 +289,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             lines.append(f"{row['preset']:<19} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
             lines.append(f"{'':<19} {row['title']}")
             for name, cost in row["scales"].items():
+                work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no sweep"
                 lines.append(
-                    f"{'':<19} {name:<6} ~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP: "
+                    f"{'':<19} {name:<6} {work}: "
                     f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"
                 )
         emit(args, rows, "\n".join(lines))
@@ -295,6 +307,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if isinstance(preset, Study):
+        progress = not args.json and sys.stderr.isatty()
+        summary = run_study(preset, args.scale, store=Store(args.results), device=args.device, out=args.out, progress=progress)
+        emit(args, summary, _format_study(summary))
+        return 0
     if args.executor == "slurm":
         executor: Any = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
     else:

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from heavytail.options import ConfigError, import_object
 from heavytail.presets import linear, linear_inputs, linear_large_step, linear_long, linear_optimizers
-from heavytail.presets.base import Curve, Preset, Scale
+from heavytail.presets.base import Curve, Preset, Scale, Study
 
-PRESETS: dict[str, Preset] = {
+PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed ones (Study)
     module.PRESET.name: module.PRESET
     for module in (linear, linear_optimizers, linear_long, linear_large_step, linear_inputs)
 }
 
 
-def get_preset(name: str) -> Preset:
+def get_preset(name: str) -> Preset | Study:
     """The preset called ``name``, one of its aliases (``v1-fig3``), or a ``package.module:NAME`` object."""
     if ":" in name:
         preset = import_object(name, "preset")
-        if not isinstance(preset, Preset):
-            raise ConfigError(f"{name!r} is not a heavytail.presets.Preset")
+        if not isinstance(preset, (Preset, Study)):
+            raise ConfigError(f"{name!r} is not a heavytail.presets.Preset or Study")
         return preset
     for preset in PRESETS.values():
         if name == preset.name or name in preset.aliases:
@@ -26,4 +26,4 @@ def get_preset(name: str) -> Preset:
     raise ConfigError(f"unknown preset {name!r}; choose one of: {choices} (aliases: `heavytail reproduce --list`)")
 
 
-__all__ = ["PRESETS", "Curve", "Preset", "Scale", "get_preset"]
+__all__ = ["PRESETS", "Curve", "Preset", "Scale", "Study", "get_preset"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, Literal, Mapping
+from typing import Any, Callable, Literal, Mapping
 
 from heavytail.options import ConfigError
 from heavytail.problems import make_problem_options
@@ -96,3 +96,40 @@ class Preset:
             "cpu_minutes": flops / (CPU_GFLOPS * 1e9) / 60,
             "gpu_minutes": flops / (GPU_GFLOPS * 1e9) / 60,
         }
+
+
+StudyCompute = Callable[..., dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Study:
+    """A paper figure computed by a function instead of a step-size sweep (statistics, analyses, theory).
+
+    ``compute(params, *, store, out, device, progress)`` gets the scale's parameters, does the work
+    (training runs go through :func:`heavytail.run` and the store like any other), draws its figure(s)
+    under ``out`` and returns the summary: JSON-ready, with ``figures`` (paths) among its keys.
+    ``minutes`` declares the expected cost per scale for ``reproduce --list``:
+    ``{"small": (cpu_minutes, gpu_minutes), ...}``.
+    """
+
+    name: str
+    title: str
+    v1_figure: str
+    neurips_figure: str
+    scales: Mapping[str, Mapping[str, Any]]
+    compute: StudyCompute
+    minutes: Mapping[str, tuple[float, float]]
+    aliases: tuple[str, ...] = ()
+    notes: str = ""
+
+    def scale(self, name: str) -> Mapping[str, Any]:
+        try:
+            return self.scales[name]
+        except KeyError:
+            raise ConfigError(f"unknown scale {name!r} for preset {self.name!r}; choose one of: {', '.join(self.scales)}") from None
+
+    def cost(self, scale: str) -> dict[str, Any]:
+        """The declared cost, in the same keys as :meth:`Preset.cost` (no sweep: ``runs`` counts 0)."""
+        self.scale(scale)
+        cpu, gpu = self.minutes.get(scale, (float("nan"), float("nan")))
+        return {"runs": 0, "tflop": float("nan"), "cpu_minutes": cpu, "gpu_minutes": gpu}

@@ -14,7 +14,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
-from heavytail.presets.base import Curve, Preset
+from heavytail.presets.base import Curve, Preset, Study
 from heavytail.runner import summarize
 from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunRecord, Store, write_json
@@ -135,6 +135,28 @@ def reproduce(
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "summary.json", summary)
     summary = json.loads((out / "summary.json").read_text())  # exactly what the file says (JSON types, null)
+    summary["summary"] = str(out / "summary.json")
+    return summary
+
+
+def run_study(
+    study: Study,
+    scale: str = "small",
+    *,
+    store: Store | None = None,
+    device: str = "cpu",
+    out: Path | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Compute a :class:`Study` at ``scale``; its summary gains preset, scale and wall time and goes to ``out/summary.json``."""
+    store = store or Store()
+    out = Path(out) if out is not None else store.root / "reproduce" / f"{study.name}-{scale}"
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    result = study.compute(study.scale(scale), store=store, out=out, device=device, progress=progress)
+    summary = {"preset": study.name, "scale": scale, **result, "wall_time": time.perf_counter() - start}
+    write_json(out / "summary.json", summary)
+    summary = json.loads((out / "summary.json").read_text())
     summary["summary"] = str(out / "summary.json")
     return summary
 
