@@ -148,3 +148,54 @@ def save_figure(fig: Figure, path: str | Path) -> list[Path]:
         fig.savefig(out, dpi=150)
     plt.close(fig)
     return paths
+
+
+def draw_rank_frequency(ax: plt.Axes, sorted_counts: np.ndarray, num_groups: int = 10, *, fit: tuple[float, int, int] | None = None, title: str = "") -> None:
+    """Counts against rank (log-log), coloured by equal-mass frequency group; ``fit = (alpha, lo, hi)`` adds the fitted line."""
+    from heavytail.train.metrics import FrequencyGroups
+
+    counts = np.asarray(sorted_counts)
+    groups = FrequencyGroups.from_counts(counts, num_groups)  # counts are in rank order already
+    colors = _group_colors(num_groups)
+    ranks = np.arange(1, len(counts) + 1)
+    start = 0
+    for g, end in enumerate(groups.ends):
+        if end > start:  # a group's segment joins the previous one so the curve has no gaps
+            seg = slice(max(start - 1, 0), end)
+            ax.plot(ranks[seg], counts[seg], color=colors[g], lw=1.6, marker="." if end - start < 3 else None, ms=3)
+        start = end
+    if fit is not None:
+        alpha, lo, hi = fit
+        r = np.array([lo, hi], dtype=float)
+        scale = counts[lo - 1 : hi].sum() / np.sum(ranks[lo - 1 : hi] ** -alpha)  # the fitted law's normalisation
+        ax.plot(r, scale * r**-alpha, "k--", lw=0.8, label=f"fit: $n_r \\propto r^{{-{alpha:.2f}}}$")
+        ax.legend(fontsize=7, loc="lower left")
+    ax.set(xscale="log", yscale="log", title=title)
+    ax.title.set_fontsize(9)
+
+
+def figure_rank_frequency(
+    panels: Sequence[tuple[str, np.ndarray, tuple[float, int, int] | None]],
+    *,
+    ncols: int = 3,
+    row_labels: Sequence[str] = (),
+    num_groups: int = 10,
+    title: str | None = None,
+) -> Figure:
+    """A grid of rank-frequency panels ``(title, counts sorted in decreasing order, fit)`` sharing axes (v1 Fig 8)."""
+    nrows = -(-len(panels) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.7 * nrows), squeeze=False, sharex=True, sharey=True, layout="constrained")
+    for ax, (name, counts, fit) in zip(axes.ravel(), panels):
+        draw_rank_frequency(ax, counts, num_groups, fit=fit, title=name)
+    for ax in axes.ravel()[len(panels) :]:
+        ax.axis("off")
+    for ax in axes[-1]:
+        ax.set_xlabel("rank")
+    for ax, label in zip(axes[:, 0], row_labels or [""] * nrows):
+        ax.set_ylabel(f"{label}\nsamples".strip())
+    scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, 1))
+    bar = fig.colorbar(scalar, ax=list(axes.ravel()), shrink=0.6, aspect=30, ticks=[0, 1])
+    bar.ax.set_yticklabels(["most\nfrequent", "least\nfrequent"], fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig

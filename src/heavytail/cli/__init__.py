@@ -17,7 +17,7 @@ import typing
 from typing import Any, Sequence
 
 from heavytail.options import ConfigError, literal, parse_assignments
-from heavytail.cli.common import add_store_options, emit
+from heavytail.cli.common import add_data_dir_option, add_store_options, emit
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
@@ -99,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
+    add_data_dir_option(p)
     add_store_options(p)
 
     sub.add_parser("optimizers", help="list registered optimizers")
@@ -297,6 +298,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         emit(args, rows, "\n".join(lines))
         return 0
     preset = get_preset(args.preset)
+    if args.data_dir:  # every study, problem and worker process reads the data directory from the environment
+        os.environ["HEAVYTAIL_DATA"] = str(args.data_dir)
     cost = preset.cost(args.scale)  # also validates the scale before anything runs
     if args.executor == "local":
         resolve_device(args.device)
@@ -353,7 +356,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_GROUPS = ("data",)  # modules of this package that add command groups
+COMMAND_GROUPS = ("data", "stats")  # modules of this package that add command groups
 
 COMMANDS = {
     "run": cmd_run,

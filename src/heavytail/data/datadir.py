@@ -230,3 +230,41 @@ def download(dataset: str | Dataset, data_dir: str | os.PathLike[str] | None = N
     if failed:
         raise DataError(f"could not download {ds.name} ({failed[0][1]}); {how_to_get(ds, [f for f, _ in failed], root)}")
     return verify(ds, root)
+
+
+def fetch_archive(dataset: Dataset, data_dir: Path, *, archive: DataFile) -> None:
+    """Download a zip ``archive`` (checked) and extract the dataset's files from it, each renamed into place.
+
+    Members are matched by base name (``wikitext-2/wiki.train.tokens`` -> ``wiki.train.tokens``); the
+    archive itself is deleted afterwards. Offline: one :class:`DataError` line, nothing half-written.
+    """
+    import zipfile
+
+    folder = data_dir / dataset.subdir
+    zipped = folder / f".{archive.name}.{socket.gethostname()}.{os.getpid()}"
+    errors = []
+    try:
+        for url in archive.urls:
+            try:
+                _fetch_url(url, zipped, archive)
+                break
+            except (urllib.error.URLError, OSError, DataError) as exc:
+                errors.append(f"{url}: {getattr(exc, 'reason', exc)}")
+        else:
+            raise DataError(f"could not download {archive.name} ({'; '.join(errors)}); {how_to_get(dataset, dataset.files, data_dir)}")
+        wanted = {f.name for f in dataset.files}
+        with zipfile.ZipFile(zipped) as zf:
+            for member in zf.infolist():
+                name = Path(member.filename).name
+                if name not in wanted:
+                    continue
+                tmp = folder / f".{name}.{os.getpid()}.extract"
+                try:
+                    with zf.open(member) as src, open(tmp, "wb") as out:
+                        while block := src.read(1 << 20):
+                            out.write(block)
+                    os.replace(tmp, folder / name)
+                finally:
+                    tmp.unlink(missing_ok=True)
+    finally:
+        zipped.unlink(missing_ok=True)
