@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
+import numpy as np
+
 from heavytail.options import ConfigError
 
 TOKENIZERS = ("word", "bpe", "unigram")
@@ -73,7 +75,7 @@ def basic_english(text: str) -> list[str]:
 
 _SPACE_TABLE = str.maketrans({ch: " " for ch in _SPACED})
 
-# Byte-level counting: punctuation tokens are counted with bytes.count and turned into spaces, so the
+# Byte-level counting: punctuation tokens are counted from a byte histogram and turned into spaces, so the
 # dictionary counts only words. bytes.split() splits on ASCII whitespace only: the table turns the
 # other ASCII characters str.split() splits on (\x1c-\x1f) into spaces, and finish_counts splits the
 # few non-ASCII tokens that hold Unicode whitespace (a no-break space, ...).
@@ -96,9 +98,10 @@ def count_basic_english_bytes(chunk: bytes, counts: Counter[bytes], punctuation:
         data = data.replace(b'"', b"")
     if b"<br />" in data:
         data = data.replace(b"<br />", b" ")
+    byte_counts = np.bincount(np.frombuffer(data, dtype=np.uint8), minlength=256)  # one pass for all 7 characters
     found = 0
     for ch in _PADDED:
-        n = data.count(ch.encode())
+        n = int(byte_counts[ord(ch)])
         if n:
             punctuation[ch] += n
             found += n
