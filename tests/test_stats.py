@@ -21,6 +21,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_text = pytest.mark.skipif(not (SHARED / "ptb" / "ptb.valid.txt").is_file(), reason="../shared/data not present")
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Trained tokenizers of a read-only data directory go to the default cache: keep it in tmp."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 def zipf_counts(alpha: float, classes: int, samples: int, seed: int = 0) -> np.ndarray:
     p = np.arange(1, classes + 1, dtype=float) ** -alpha
     return np.random.default_rng(seed).multinomial(samples, p / p.sum())
@@ -136,3 +142,16 @@ def test_archive_fetch_extracts_members(tmp_path):
     with pytest.raises(DataError) as info:  # a wrong checksum: nothing is extracted, one line
         download(_archive_dataset(tmp_path, archive.as_uri(), "0" * 32), tmp_path / "other")
     assert "\n" not in str(info.value) and not list((tmp_path / "other" / "wt-test").iterdir())
+
+
+@needs_text
+@pytest.mark.slow
+def test_reproduce_token_stats_small(tmp_path, capsys):
+    """v1 Fig 8 at small scale: six panels, every tokenization heavy-tailed with an exponent near 1."""
+    args = ["reproduce", "token-stats", "--data-dir", str(SHARED), "--results", str(tmp_path / "res"), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert set(summary["panels"]) == {f"{c}/{t}" for c in ("ptb", "wikitext-2") for t in ("word", "bpe", "unigram")}
+    assert all(0.85 < panel["exponent"] < 1.15 for panel in summary["panels"].values())
+    assert summary["panels"]["ptb/word"]["samples"] == 155_453  # valid + test: 73 339 + 82 114 tokens
+    assert Path(summary["figures"][0]).is_file()

@@ -24,6 +24,12 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_text = pytest.mark.skipif(not (SHARED / "ptb" / "ptb.valid.txt").is_file(), reason="../shared/data not present")
 
 
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(tmp_path, monkeypatch):
+    """Tokenizers and encoded corpora of a read-only data directory go to the default cache: keep it in tmp."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 def fast_counts(text: str) -> Counter[str]:
     words: Counter[bytes] = Counter()
     punctuation: Counter[str] = Counter()
@@ -109,6 +115,20 @@ def test_tinyptb_windows_match_the_paper():
     assert int(windows.class_counts(len(corpus.vocab)).sum()) == 71_680
 
 
+@needs_text
+def test_encoded_corpus_is_cached(tmp_path, monkeypatch):
+    first = load_text_corpus("tinyptb", data_dir=SHARED)
+    assert list((tmp_path / "cache" / "heavytail" / "tokenizers" / "corpora").glob("tinyptb-word-*.json"))
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("the cached corpus should have been reused")
+
+    monkeypatch.setattr("heavytail.data.text._encode_file", no_encoding)
+    second = load_text_corpus("tinyptb", data_dir=SHARED)
+    assert torch.equal(first.train, second.train) and torch.equal(first.valid, second.valid)
+    assert second.vocab.tokens == first.vocab.tokens and second.train.dtype == torch.int64
+
+
 def test_windows_targets_are_next_tokens_and_views():
     tokens = torch.arange(1000) % 37
     windows = NextTokenWindows(tokens, seq_len=7, num_streams=4)
@@ -140,8 +160,7 @@ def test_vocabulary_order_is_torchtexts():
 
 @needs_text
 @pytest.mark.parametrize("kind", ["bpe", "unigram"])
-def test_sentencepiece_training_is_deterministic_and_cached(kind, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_sentencepiece_training_is_deterministic_and_cached(kind, tmp_path):
     path = SHARED / "ptb" / "ptb.valid.txt"
     first = make_tokenizer(kind, [path], vocab_size=1000, data_dir=tmp_path / "a")
     second = make_tokenizer(kind, [path], vocab_size=1000, data_dir=tmp_path / "b")
@@ -160,3 +179,17 @@ def test_sentencepiece_training_is_deterministic_and_cached(kind, tmp_path, monk
     assert n == sum(counts.values()) > 73_339
     sp = first.model.processor  # unknown surface strings (e.g. '<') come back as themselves, like torchtext's
     assert len({p for p in counts if sp.piece_to_id(p) != sp.unk_id()}) <= 1000
+
+
+def test_read_only_data_directory_is_never_written(tmp_path):
+    from heavytail.data.tokenizers import tokenizer_cache_dir
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o555)
+    try:
+        assert tokenizer_cache_dir(shared) == tmp_path / "cache" / "heavytail" / "tokenizers"
+        assert not list(shared.iterdir())
+        assert tokenizer_cache_dir(tmp_path / "new" / "data") == tmp_path / "new" / "data" / "tokenizers"
+    finally:
+        shared.chmod(0o755)

@@ -6,6 +6,8 @@ directory, tokenized (``word`` = basic_english, or a SentencePiece ``bpe``/``uni
 the vocabulary files), and encoded with a vocabulary built as torchtext did: ``<unk>`` first, then
 tokens by decreasing count, ties in lexicographic order. The vocabulary (and the tokenizer) come
 from the training split; when that file is absent, from the splits present, and the corpus says so.
+Encoded corpora are cached next to the trained tokenizers (``DATA_DIR/tokenizers/corpora/``), keyed by
+the tokenizer and the md5s of the files, so WikiText-103 is tokenized once.
 
 :class:`NextTokenWindows` cuts one token stream into ``B`` parallel streams and non-overlapping
 windows of ``L`` tokens whose targets are the next tokens; windows are views, never copies.
@@ -13,6 +15,9 @@ windows of ``L`` tokens whose targets are the next tokens; windows are views, ne
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +40,7 @@ from heavytail.data.tokenizers import (
     train_sentencepiece,
 )
 from heavytail.options import ConfigError
+from heavytail.store import write_json
 
 UNK = "<unk>"
 
@@ -181,19 +187,43 @@ def load_text_corpus(name: str, tokenizer: str = "word", *, vocab_size: int = 40
         vocab_paths = [dataset_file(dataset, split, data_dir) for split in layout.vocab_fallback]
         note = f"{dataset.name} train split absent: vocabulary built from the {' + '.join(layout.vocab_fallback)} splits (the paper uses train)"
     tok = make_tokenizer(tokenizer, vocab_paths, vocab_size=vocab_size, data_dir=data_dir)
-    counts: Counter[str] = Counter()
-    for path in vocab_paths:
-        tok.count_file(path, counts)
-    vocab = Vocabulary.from_counts(counts)
+    md5s = {str(p): md5sum(p) for p in {train_path, valid_path, *vocab_paths}}
+    key = hashlib.sha256(json.dumps([tok.name, sorted(md5s.items()), [str(p) for p in vocab_paths], str(train_path), str(valid_path)]).encode()).hexdigest()[:16]
+    cached = tokenizer_cache_dir(resolve_data_dir(data_dir)) / "corpora" / f"{name}-{tok.name}-{key}"
+    if cached.with_suffix(".json").is_file():  # written last: its presence means the arrays are complete
+        meta = json.loads(cached.with_suffix(".json").read_text())
+        arrays = np.load(cached.with_suffix(".npz"))
+        vocab = Vocabulary(tuple(meta["vocab"]), {t: i for i, t in enumerate(meta["vocab"])})
+        train, valid = (torch.from_numpy(arrays[split].astype(np.int64)) for split in ("train", "valid"))
+    else:
+        counts: Counter[str] = Counter()
+        for path in vocab_paths:
+            tok.count_file(path, counts)
+        vocab = Vocabulary.from_counts(counts)
+        train, valid = _encode_file(tok, train_path, vocab), _encode_file(tok, valid_path, vocab)
+        _save_encoded(cached, train, valid, vocab)
     return TextCorpus(
         name=name,
         tokenizer=tok.name,
-        train=_encode_file(tok, train_path, vocab),
-        valid=_encode_file(tok, valid_path, vocab),
+        train=train,
+        valid=valid,
         vocab=vocab,
         vocab_files=tuple(str(p) for p in vocab_paths),
         note=note,
     )
+
+
+def _save_encoded(stem: Path, train: Tensor, valid: Tensor, vocab: Vocabulary) -> None:
+    """Cache an encoded corpus (int32 arrays, then the vocabulary as JSON), each file renamed into place."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    dtype = np.int32 if len(vocab) < 2**31 else np.int64
+    tmp = stem.with_name(f".{stem.name}.{os.getpid()}.npz")
+    try:
+        np.savez(tmp, train=train.numpy().astype(dtype), valid=valid.numpy().astype(dtype))
+        os.replace(tmp, stem.with_suffix(".npz"))
+    finally:
+        tmp.unlink(missing_ok=True)
+    write_json(stem.with_suffix(".json"), {"vocab": list(vocab.tokens)})
 
 
 def batchify(tokens: Tensor, num_streams: int) -> Tensor:

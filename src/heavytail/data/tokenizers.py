@@ -174,21 +174,30 @@ class PieceSettings:
 
 
 def tokenizer_cache_dir(data_dir: Path) -> Path:
-    """``DATA_DIR/tokenizers`` if it can be written, else the default data directory's (e.g. a read-only shared folder)."""
+    """``DATA_DIR/tokenizers`` if the data directory is writable, else the default data directory's.
+
+    A data directory without write permission bits (e.g. a read-only shared copy) is never written
+    to, even by a user (root) whom the permissions would not stop.
+    """
     from heavytail.data.datadir import default_data_dir
 
     for root in (data_dir, default_data_dir()):
-        folder = root / "tokenizers"
-        try:
+        if _writable(root):
+            folder = root / "tokenizers"
             folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(folder, os.W_OK):
             return folder
     raise ConfigError(f"no writable directory for trained tokenizers under {data_dir} or {default_data_dir()}")
 
 
-def corpus_key(files: Sequence[Path], md5s: Sequence[str]) -> str:
+def _writable(path: Path) -> bool:
+    """Whether ``path`` (or, if absent, its nearest existing parent) can be written and has a write bit set."""
+    path = Path(path).absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path.is_dir() and os.access(path, os.W_OK) and bool(path.stat().st_mode & 0o222)
+
+
+def corpus_key(md5s: Sequence[str]) -> str:
     """A short key for a training corpus: the md5s of its files, in order."""
     return hashlib.sha256(",".join(md5s).encode()).hexdigest()[:16]
 
@@ -204,7 +213,7 @@ def train_sentencepiece(files: Sequence[Path], settings: PieceSettings, cache: P
 
     if settings.model_type not in ("bpe", "unigram"):
         raise ConfigError(f"unknown SentencePiece model type {settings.model_type!r}; choose one of: bpe, unigram")
-    target = cache / f"{settings.key()}-{corpus_key(files, md5s)}.model"
+    target = cache / f"{settings.key()}-{corpus_key(md5s)}.model"
     if target.is_file():
         return target
     with tempfile.TemporaryDirectory(dir=cache, prefix=".train-") as tmp:
