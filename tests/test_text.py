@@ -53,6 +53,7 @@ def fast_counts(text: str) -> Counter[str]:
         ("<BR />x", ["x"]),  # lower-cased before <br /> is matched
         ("ÉCOLE \u212a", ["école", "k"]),  # non-ASCII lower-case (Kelvin sign -> k)
         ("a<br\t/>b", ["a<br", "/>b"]),  # only the exact <br /> is replaced
+        ("a<br;/>b", ["a<br", "/>b"]),  # ; becomes a space after <br /> is replaced: no <br /> forms
     ],
 )
 def test_basic_english_rules(line, tokens):
