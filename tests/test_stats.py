@@ -69,6 +69,7 @@ def test_groups_rare_shares_and_json_keys(tmp_path, capsys):
     assert Path(summary["figures"][0]).is_file()
     for key in ("exponent", "fit_ranks"):
         assert summary[key] is not None
+    assert summary["class_counts"] == counts.tolist()  # integer labels: counts by class index, for GroupTracker.from_stats
 
 
 def test_label_readers_agree(tmp_path):

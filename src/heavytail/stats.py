@@ -119,6 +119,10 @@ def class_stats(
         "rare": rare,
         "groups": group_rows,
     }
+    if all(isinstance(label, (int, np.integer)) and not isinstance(label, bool) and label >= 0 for label in kept):
+        by_index = np.zeros(max(kept) + 1, dtype=np.int64)  # integer labels are class indices: GroupTracker.from_stats reads this
+        by_index[list(kept)] = list(kept.values())
+        summary["class_counts"] = by_index.tolist()
     return ClassStats(summary, sorted_counts, fit)
 
 
