@@ -178,6 +178,7 @@ def test_wandb_offline_run_receives_the_group_metrics(tmp_path, monkeypatch):
         rows = _rows_for_loggers([WandbLogger(run)])
     finally:
         run.finish()
+        wandb.teardown()  # stops wandb's service process, which flushes the run file
     (path,) = [os.path.join(d, f) for d, _, files in os.walk(tmp_path) for f in files if f.endswith(".wandb")]
     history = _wandb_history(path)
     assert sorted(history) == [10, 20, 30]
