@@ -1,6 +1,7 @@
 """Integrations on tiny real models of their libraries: rows equal the plain tracker's on the same losses."""
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,8 +65,16 @@ def test_lightning_callback_gives_the_rows_of_the_plain_tracker(tmp_path):
     module = Classifier()
     tracker = ht.GroupTracker(COUNTS, num_groups=4, name="lightning", store=tmp_path)
     callback = GroupLossCallback(tracker, every_n_steps=3)
-    trainer = pl.Trainer(max_steps=7, accelerator="cpu", logger=False, callbacks=[callback], enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    trainer = pl.Trainer(
+        max_steps=7,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[callback],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+    )
     trainer.fit(module, loader)
     # batch i ends at global step i + 1: rows after steps 3 and 6, and the last one at the end (step 7)
     expected = _replay(module.seen, {2: 3, 5: 6, 6: 7})
@@ -82,7 +91,9 @@ def test_hf_trainer_callback_gives_the_rows_of_the_plain_tracker_on_a_tiny_gpt2(
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(vocab_size=len(COUNTS), n_positions=16, n_embd=16, n_layer=2, n_head=2))
     generator = torch.Generator().manual_seed(1)
-    tokens = torch.multinomial(torch.as_tensor(COUNTS, dtype=torch.float), 12 * 10, replacement=True, generator=generator)
+    tokens = torch.multinomial(
+        torch.as_tensor(COUNTS, dtype=torch.float), 12 * 10, replacement=True, generator=generator
+    )
     examples = [{"input_ids": row, "labels": row.clone()} for row in tokens.view(12, 10)]
     examples[0]["labels"][-3:] = -100  # padding is ignored
 
@@ -90,14 +101,30 @@ def test_hf_trainer_callback_gives_the_rows_of_the_plain_tracker_on_a_tiny_gpt2(
 
     def record(module, args, kwargs, output):  # the test's own copy of what the model computed
         if module.training:
-            seen.append((output.loss.detach(), output.logits.detach().clone(), kwargs["labels"].clone(), kwargs.get("num_items_in_batch")))
+            seen.append(
+                (
+                    output.loss.detach(),
+                    output.logits.detach().clone(),
+                    kwargs["labels"].clone(),
+                    kwargs.get("num_items_in_batch"),
+                )
+            )
 
     model.register_forward_hook(record, with_kwargs=True)
     tracker = ht.GroupTracker(COUNTS, num_groups=4, name="gpt2", store=tmp_path)
     callback = GroupLossCallback(tracker, every_n_steps=2)
-    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, max_steps=5,
-                             learning_rate=1e-2, report_to=[], use_cpu=True, save_strategy="no", logging_steps=100,
-                             dataloader_drop_last=False, seed=0)
+    args = TrainingArguments(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        max_steps=5,
+        learning_rate=1e-2,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        logging_steps=100,
+        dataloader_drop_last=False,
+        seed=0,
+    )
     Trainer(model=model, args=args, train_dataset=examples, callbacks=[callback]).train()
 
     assert len(seen) == 5
@@ -139,7 +166,9 @@ def test_tensorboard_event_files_hold_the_group_scalars(tmp_path):
         scalars = events.Scalars(f"group_loss/g{g}")
         assert [s.step for s in scalars] == [10, 20, 30]
         np.testing.assert_allclose([s.value for s in scalars], [r["group_loss"][g] for r in rows], rtol=1e-6)
-    np.testing.assert_allclose([s.value for s in events.Scalars("group_accuracy/g0")], [r["group_accuracy"][0] for r in rows], rtol=1e-6)
+    np.testing.assert_allclose(
+        [s.value for s in events.Scalars("group_accuracy/g0")], [r["group_accuracy"][0] for r in rows], rtol=1e-6
+    )
 
 
 def _wandb_history(path):
@@ -149,7 +178,7 @@ def _wandb_history(path):
 
     from wandb.proto import wandb_internal_pb2
 
-    data, offset, block, pending, rows = open(path, "rb").read(), 7, 32768, b"", {}
+    data, offset, block, pending, rows = Path(path).read_bytes(), 7, 32768, b"", {}
     while offset + 7 <= len(data):
         if block - offset % block < 7:  # block trailer padding
             offset += block - offset % block
@@ -162,7 +191,9 @@ def _wandb_history(path):
             record.ParseFromString(pending)
             pending = b""
             if record.WhichOneof("record_type") == "history":
-                items = {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                items = {
+                    item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item
+                }
                 rows[items["_step"]] = items
     return rows
 

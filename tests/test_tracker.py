@@ -39,8 +39,12 @@ def _hand_groups(counts, num_groups, batches, ignore_index=-100):
     for members in groups.members():
         members = [k for k in members if seen[k] > 0]
         weights = np.array([counts[k] for k in members], dtype=float)
-        out_loss.append(sum(w * loss_sum[k] / seen[k] for w, k in zip(weights, members)) / weights.sum() if members else np.nan)
-        out_acc.append(sum(w * correct[k] / seen[k] for w, k in zip(weights, members)) / weights.sum() if members else np.nan)
+        out_loss.append(
+            sum(w * loss_sum[k] / seen[k] for w, k in zip(weights, members)) / weights.sum() if members else np.nan
+        )
+        out_acc.append(
+            sum(w * correct[k] / seen[k] for w, k in zip(weights, members)) / weights.sum() if members else np.nan
+        )
     ignored_free = [(l, t) for l, t, _ in batches]
     valid = torch.cat([t.reshape(-1) for _, t in ignored_free]) != ignore_index
     mean = torch.cat([l.reshape(-1).double() for l, _ in ignored_free])[valid].mean().item()
@@ -157,7 +161,9 @@ def test_tracked_runs_are_runs_of_the_store_listed_plotted_and_loaded_by_name(tm
 
     _track(store, "my-gpt", {"optimizer": "sgd"}, rows=2, seed=1)  # same name and metadata: replaces the run
     assert len(store.tracked("my-gpt")) == 2
-    assert store.load(ht.spec.TrackedSpec(name="my-gpt", metadata={"optimizer": "sgd"}).run_id).history.step.tolist() == [0, 1]
+    assert store.load(
+        ht.spec.TrackedSpec(name="my-gpt", metadata={"optimizer": "sgd"}).run_id
+    ).history.step.tolist() == [0, 1]
     with pytest.raises(ConfigError, match="2 tracked runs are named 'my-gpt'"):
         store.load("my-gpt")
 
@@ -181,7 +187,9 @@ KILLED_TRAINING = textwrap.dedent(
 def test_every_row_logged_before_a_sigkill_is_in_the_store(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(KILLED_TRAINING)
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path / "store")], stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path / "store")], stdout=subprocess.PIPE, text=True
+    )
     logged = [int(process.stdout.readline()) for _ in range(25)]
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -224,7 +232,9 @@ def test_ddp_on_two_processes_gives_the_rows_of_one(tmp_path):
         expected.append(single.log(step))
     out = tmp_path / "ddp"
     out.mkdir()
-    mp.start_processes(_ddp_worker, args=(2, str(tmp_path / "init"), batches, counts, str(out)), nprocs=2, start_method="fork")
+    mp.start_processes(
+        _ddp_worker, args=(2, str(tmp_path / "init"), batches, counts, str(out)), nprocs=2, start_method="fork"
+    )
     for rank in range(2):
         for step, row in enumerate(expected):
             got = torch.load(out / f"row-{rank}-{step}.pt")

@@ -1,9 +1,9 @@
 """Integrations of :class:`heavytail.GroupTracker`, each behind an optional extra, imported on first use.
 
-    ht.integrations.lightning.GroupLossCallback    pip install 'heavytail[lightning]'
-    ht.integrations.hf.GroupLossCallback           pip install 'heavytail[hf]'
-    ht.integrations.tensorboard.TensorBoardLogger  pip install 'heavytail[tensorboard]'
-    ht.integrations.wandb.WandbLogger              pip install 'heavytail[wandb]'
+ht.integrations.lightning.GroupLossCallback    pip install 'heavytail[lightning]'
+ht.integrations.hf.GroupLossCallback           pip install 'heavytail[hf]'
+ht.integrations.tensorboard.TensorBoardLogger  pip install 'heavytail[tensorboard]'
+ht.integrations.wandb.WandbLogger              pip install 'heavytail[wandb]'
 """
 
 from __future__ import annotations

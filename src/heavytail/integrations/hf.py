@@ -32,13 +32,17 @@ class GroupLossCallback(TrainerCallback):
 
     def __init__(self, tracker: GroupTracker, every_n_steps: int | None = None, *, accuracy: bool = True) -> None:
         if tracker.ignore_index != HF_IGNORE_INDEX:
-            raise ConfigError(f"the tracker's ignore_index is {tracker.ignore_index}; Hugging Face labels use {HF_IGNORE_INDEX}")
+            raise ConfigError(
+                f"the tracker's ignore_index is {tracker.ignore_index}; Hugging Face labels use {HF_IGNORE_INDEX}"
+            )
         self.tracker, self.every_n_steps, self.accuracy = tracker, every_n_steps, accuracy
         self.hook: Any = None
         self.pending = False
         self.rows: list[dict[str, Any]] = []
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, model: torch.nn.Module | None = None, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: torch.nn.Module | None = None, **kwargs: Any
+    ) -> None:
         if self.every_n_steps is None:
             steps = args.logging_steps
             self.every_n_steps = int(steps) if steps >= 1 else max(1, round(steps * state.max_steps))

@@ -39,11 +39,15 @@ class GroupLossCallback(pl.Callback):
         self.pending, self.last_logged = False, None
         self.rows: list[dict[str, Any]] = []
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
         losses_key, targets_key, logits_key = self.keys
         if not isinstance(outputs, Mapping) or losses_key not in outputs or targets_key not in outputs:
             found = sorted(outputs) if isinstance(outputs, Mapping) else type(outputs).__name__
-            raise ConfigError(f"training_step must return a dict with {losses_key!r} and {targets_key!r} for GroupLossCallback; got {found}")
+            raise ConfigError(
+                f"training_step must return a dict with {losses_key!r} and {targets_key!r} for GroupLossCallback; got {found}"
+            )
         self.tracker.update(outputs[losses_key], outputs[targets_key], outputs.get(logits_key))
         self.pending = True
         step = trainer.global_step

@@ -36,7 +36,9 @@ class RowLogger(Protocol):
     def log_row(self, row: dict[str, Any]) -> None: ...
 
 
-def class_counts_from_labels(labels: Any, num_classes: int | None = None, ignore_index: int | None = IGNORE_INDEX) -> np.ndarray:
+def class_counts_from_labels(
+    labels: Any, num_classes: int | None = None, ignore_index: int | None = IGNORE_INDEX
+) -> np.ndarray:
     """Samples per class of training ``labels``: a tensor, an array, or a file (``.npy``, or ``.txt`` with one label a line)."""
     if isinstance(labels, (str, os.PathLike)):
         path = Path(labels)
@@ -45,12 +47,16 @@ def class_counts_from_labels(labels: Any, num_classes: int | None = None, ignore
         elif path.suffix == ".txt":
             labels = np.loadtxt(path, dtype=np.int64, ndmin=1)
         else:
-            raise ConfigError(f"bad labels file {str(path)!r}; expected .npy, .txt (one label a line) or use from_stats for .json")
+            raise ConfigError(
+                f"bad labels file {str(path)!r}; expected .npy, .txt (one label a line) or use from_stats for .json"
+            )
     values = np.asarray(labels.cpu() if isinstance(labels, Tensor) else labels).reshape(-1).astype(np.int64)
     if ignore_index is not None:
         values = values[values != ignore_index]
     if len(values) and values.min() < 0:
-        raise ConfigError(f"bad label {values.min()}; labels are class indices >= 0 (or the ignore index {ignore_index})")
+        raise ConfigError(
+            f"bad label {values.min()}; labels are class indices >= 0 (or the ignore index {ignore_index})"
+        )
     if num_classes is not None and len(values) and values.max() >= num_classes:
         raise ConfigError(f"bad label {values.max()}; expected labels below num_classes={num_classes}")
     return np.bincount(values, minlength=num_classes or 0)
@@ -66,7 +72,9 @@ def class_counts_from_stats(stats: Any) -> np.ndarray:
     for key in STATS_KEYS:
         if isinstance(stats, dict) and key in stats:
             return np.asarray(stats[key], dtype=np.int64)
-    raise ConfigError(f"no class counts in the statistics; expected a JSON object with one of the keys: {', '.join(STATS_KEYS)}")
+    raise ConfigError(
+        f"no class counts in the statistics; expected a JSON object with one of the keys: {', '.join(STATS_KEYS)}"
+    )
 
 
 def _rank() -> int:
@@ -96,12 +104,20 @@ class GroupTracker:
         ignore_index: int | None = IGNORE_INDEX,
         loggers: Sequence[RowLogger] = (),
     ) -> None:
-        counts = np.asarray(torch.as_tensor(class_counts).cpu() if isinstance(class_counts, Tensor) else class_counts, dtype=np.int64)
+        counts = np.asarray(
+            torch.as_tensor(class_counts).cpu() if isinstance(class_counts, Tensor) else class_counts, dtype=np.int64
+        )
         if counts.ndim != 1 or not len(counts) or counts.min() < 0 or counts.sum() == 0:
-            raise ConfigError(f"bad class counts (shape {counts.shape}); expected one count >= 0 per class, not all zero")
+            raise ConfigError(
+                f"bad class counts (shape {counts.shape}); expected one count >= 0 per class, not all zero"
+            )
         if num_groups < 1:
             raise ConfigError(f"bad number of groups {num_groups}; expected an integer >= 1")
-        self.groups = FrequencyGroups.from_counts(counts, num_groups) if groups is None else FrequencyGroups.from_assignment(counts, groups)
+        self.groups = (
+            FrequencyGroups.from_counts(counts, num_groups)
+            if groups is None
+            else FrequencyGroups.from_assignment(counts, groups)
+        )
         self.num_classes, self.ignore_index = len(counts), ignore_index
         self.loggers = list(loggers) if _rank() == 0 else []
         self.stats: ClassStats | None = None  # made on the device of the first losses
@@ -110,7 +126,7 @@ class GroupTracker:
         self.device: torch.device | None = None
         if store is not None and name is None:
             raise ConfigError("a tracked run needs a name to be stored; pass name='my-run'")
-        self.store, self.spec, self.run_id = None, None, None
+        self.store, self.spec, self.run_id, self.closed = None, None, None, False
         if name is not None and _rank() == 0:
             self.store = store if isinstance(store, Store) else Store(store)
             self.spec = TrackedSpec(name=name, metadata=metadata or {})
@@ -168,6 +184,8 @@ class GroupTracker:
         if samples == 0:  # nothing since the last log: no row
             self.recorder.rows.pop()
             return row
+        if self.closed:
+            raise RuntimeError("this tracker is closed; make a new one to track another run")
         if self.store is not None:
             self.store.append_rows(self.run_id, self.recorder.history(), self.rows_written)
             self.recorder.rows.clear()  # on disk now; the history is read back from the store at close
@@ -184,11 +202,11 @@ class GroupTracker:
 
     def close(self, status: str = "complete", error: str | None = None) -> None:
         """Finish the stored run: one ``history.npz`` in place of the row files, then ``result.json``."""
-        if self.store is None:
+        if self.store is None or self.closed:
             return
         from heavytail.runner import environment
 
-        store, run_id, self.store = self.store, self.run_id, None
+        store, run_id, self.closed = self.store, self.run_id, True
         try:
             history = store.load(run_id).history if self.rows_written else self.recorder.history()
             loss = history.loss
@@ -214,5 +232,5 @@ class GroupTracker:
     def __enter__(self) -> GroupTracker:
         return self
 
-    def __exit__(self, kind: type | None, exc: BaseException | None, traceback: Any) -> None:
-        self.close("complete" if exc is None else "failed", None if exc is None else f"{kind.__name__}: {exc}")
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, traceback: object) -> None:
+        self.close("complete" if exc is None else "failed", None if exc is None else f"{type(exc).__name__}: {exc}")
