@@ -9,18 +9,19 @@ gpt-wikitext2`` (drawn here too). A few minutes on 2 CPU cores:
     python examples/track_gpt_wikitext2.py                  # ../shared/data/wikitext-2/valid.txt
     python examples/track_gpt_wikitext2.py --text wiki.train.tokens --steps 2000 --device cuda
 
-The step sizes are this example's defaults (``--lr-sgd``, ``--lr-adam``), not chosen by the paper's
-protocol; the paper's protocol is what ``heavytail reproduce`` runs.
+Each optimizer runs at each of its step sizes (``--lr-sgd``, ``--lr-adam``, three by default); the
+figure shows, per optimizer, the one with the lowest final training loss (seed 0 only: a short form of
+the paper's protocol, which ``heavytail reproduce`` runs in full).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -131,8 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--width", type=int, default=64)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--lr-sgd", type=float, default=0.3, help="SGD with heavy-ball momentum 0.9")
-    parser.add_argument("--lr-adam", type=float, default=1e-3, help="Adam, betas (0.9, 0.999)")
+    parser.add_argument(
+        "--lr-sgd", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="SGD, momentum 0.9: step sizes"
+    )
+    parser.add_argument(
+        "--lr-adam", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="Adam (0.9, 0.999): step sizes"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (1 is faster on a busy machine)")
@@ -156,14 +161,23 @@ def main(argv: list[str] | None = None) -> None:
     )
     store = ht.Store(args.results)
     optimizers = {
-        "sgd": lambda params: torch.optim.SGD(params, lr=args.lr_sgd, momentum=0.9),
-        "adam": lambda params: torch.optim.Adam(params, lr=args.lr_adam),
+        "sgd": (args.lr_sgd, lambda params, lr: torch.optim.SGD(params, lr=lr, momentum=0.9)),
+        "adam": (args.lr_adam, lambda params, lr: torch.optim.Adam(params, lr=lr)),
     }
-    records = [train_one(name, make, tokens, args, store) for name, make in optimizers.items()]
-    title = f"GPT ({args.layers} layers) on WikiText-2 words, {math.ceil(len(tokens) / 1e3):.0f}k tokens: loss per frequency group"
-    paths = save_figure(
-        figure_per_group(records, 10, title=title), args.out or store.root / "figures" / "gpt-wikitext2"
-    )
+    chosen = []
+    for name, (lrs, make) in optimizers.items():
+        runs = [train_one(name, lambda params, lr=lr, make=make: make(params, lr), tokens, args, store) for lr in lrs]
+        best = min(runs, key=lambda r: r.history.loss[-1] if np.isfinite(r.history.loss[-1]) else np.inf)
+        print(
+            f"{name}: final loss by lr "
+            + ", ".join(f"{r.spec.metadata['lr']:g}: {r.history.loss[-1]:.3f}" for r in runs)
+            + f"; lowest at lr {best.spec.metadata['lr']:g}",
+            flush=True,
+        )
+        chosen.append(best)
+    title = f"GPT ({args.layers} layers) on {len(tokens) // 1000}k WikiText-2 words: loss per frequency group"
+    out = args.out or store.root / "figures" / "gpt-wikitext2"
+    paths = save_figure(figure_per_group(chosen, 10, title=title), out)
     print("figure:", ", ".join(map(str, paths)))
 
 

@@ -21,7 +21,7 @@ def test_example_trains_sgd_and_adam_tracks_both_and_draws_the_figure(tmp_path):
     assert vocabulary[0] == "the"  # ids by frequency
     subset, subset_vocabulary = example.word_tokens(example.DEFAULT_TEXT, 5000)
     assert len(subset) == 5000 and set(subset_vocabulary) <= set(vocabulary)
-    tiny = "--max-tokens 5000 --steps 3 --log-every 1 --context 8 --batch-size 2 --width 16 --layers 1".split()
+    tiny = "--max-tokens 5000 --steps 3 --log-every 1 --context 8 --batch-size 2 --width 16 --layers 1 --lr-sgd 0.1 --lr-adam 1e-3".split()
     example.main(tiny + ["--results", str(tmp_path), "--out", str(tmp_path / "figure")])
     store = ht.Store(tmp_path)
     runs = [store.load(run_id) for run_id in store.tracked("gpt-wikitext2")]
