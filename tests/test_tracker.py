@@ -45,9 +45,8 @@ def _hand_groups(counts, num_groups, batches, ignore_index=-100):
         out_acc.append(
             sum(w * correct[k] / seen[k] for w, k in zip(weights, members)) / weights.sum() if members else np.nan
         )
-    ignored_free = [(l, t) for l, t, _ in batches]
-    valid = torch.cat([t.reshape(-1) for _, t in ignored_free]) != ignore_index
-    mean = torch.cat([l.reshape(-1).double() for l, _ in ignored_free])[valid].mean().item()
+    valid = torch.cat([targets.reshape(-1) for _, targets, _ in batches]) != ignore_index
+    mean = torch.cat([losses.reshape(-1).double() for losses, _, _ in batches])[valid].mean().item()
     return np.array(out_loss), np.array(out_acc), mean, int(valid.sum())
 
 
