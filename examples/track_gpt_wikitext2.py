@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--max-tokens", type=int, default=40_000, help="train on the first N tokens, so rare words recur (0: all)"
     )
-    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=16)
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
         "--lr-sgd", type=float, nargs="+", default=[0.1, 0.3, 1.0], help="SGD, momentum 0.9: step sizes"
     )
     parser.add_argument(
-        "--lr-adam", type=float, nargs="+", default=[3e-4, 1e-3, 3e-3], help="Adam (0.9, 0.999): step sizes"
+        "--lr-adam", type=float, nargs="+", default=[1e-3, 3e-3, 1e-2], help="Adam (0.9, 0.999): step sizes"
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -177,7 +177,8 @@ def main(argv: list[str] | None = None) -> None:
         chosen.append(best)
     title = f"GPT ({args.layers} layers) on {len(tokens) // 1000}k WikiText-2 words: loss per frequency group"
     out = args.out or store.root / "figures" / "gpt-wikitext2"
-    paths = save_figure(figure_per_group(chosen, 10, title=title), out)
+    labels = [f"{r.spec.metadata['optimizer']}, lr={r.spec.metadata['lr']:g}" for r in chosen]
+    paths = save_figure(figure_per_group(chosen, 10, title=title, labels=labels), out)
     print("figure:", ", ".join(map(str, paths)))
 
 

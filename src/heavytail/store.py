@@ -40,14 +40,15 @@ def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
 
 
-def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
-    """Write via ``write(file)`` to a temporary sibling, fsync it, then rename it onto ``path``."""
+def _atomic_write(path: Path, write: Any, mode: str = "w", sync: bool = True) -> None:
+    """Write via ``write(file)`` to a temporary sibling, fsync it (unless ``sync=False``), then rename it onto ``path``."""
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         with open(tmp, mode) as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -245,10 +246,14 @@ class Store:
             shutil.rmtree(path / ROWS_DIR, ignore_errors=True)  # history.npz holds them now
 
     def append_rows(self, run_id: str, rows: History, index: int) -> None:
-        """Write logged ``rows`` of a tracked run as row file ``index`` (atomic; read back by ``RunRecord.history``)."""
+        """Write logged ``rows`` of a tracked run as row file ``index`` (atomic; read back by ``RunRecord.history``).
+
+        Not fsync-ed: the rename alone keeps every row through a killed process (the training loop waits
+        for each write); ``close`` writes the fsync-ed ``history.npz``.
+        """
         directory = self.run_dir(run_id) / ROWS_DIR
         directory.mkdir(exist_ok=True)
-        _atomic_write(directory / f"{index:09d}.npz", rows.save, mode="wb")
+        _atomic_write(directory / f"{index:09d}.npz", rows.save, mode="wb", sync=False)
 
     def forget_if_empty(self, run_id: str) -> None:
         """Remove a run directory that holds nothing but its spec (a run refused before it started)."""
