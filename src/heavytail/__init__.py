@@ -12,6 +12,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from heavytail import integrations
 from heavytail.data import random_heavy_tailed_labels
 from heavytail.optim import make_optimizer, optimizer_names, register_optimizer
 from heavytail.options import ConfigError
@@ -19,6 +20,7 @@ from heavytail.problems import LinearProblem, Problem, problem_names, register_p
 from heavytail.runner import run, summarize
 from heavytail.spec import RunSpec
 from heavytail.store import RunRecord, Store
+from heavytail.track import GroupTracker
 from heavytail.train import FrequencyGroups, History
 
 
@@ -30,6 +32,7 @@ def load_results(results: str | None = None) -> Any:
 __all__ = [
     "ConfigError",
     "FrequencyGroups",
+    "GroupTracker",
     "History",
     "LinearProblem",
     "Problem",
@@ -37,6 +40,7 @@ __all__ = [
     "RunSpec",
     "Store",
     "__version__",
+    "integrations",
     "load_results",
     "make_optimizer",
     "optimizer_names",

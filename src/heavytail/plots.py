@@ -17,13 +17,16 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from heavytail.spec import TrackedSpec  # noqa: E402
 from heavytail.store import RunRecord  # noqa: E402
 from heavytail.train.history import History  # noqa: E402
 
 
 def run_label(record: RunRecord) -> str:
-    """Legend/panel title of a run: optimizer, its options, and the step size."""
+    """Legend/panel title of a run: optimizer, its options, and the step size (a tracked run: name and metadata)."""
     spec = record.spec
+    if isinstance(spec, TrackedSpec):
+        return spec.label() + (" (unfinished)" if record.status in ("running", "failed") else "")
     options = "".join(f" {k}={v}" for k, v in sorted(spec.optimizer_options.items()))
     exponent = np.log10(spec.lr)
     lr = f"10^{exponent:.3g}" if abs(exponent - round(exponent * 4) / 4) < 1e-9 else f"{spec.lr:.3g}"

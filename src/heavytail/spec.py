@@ -112,3 +112,51 @@ class RunSpec:
         oopts = "".join(f" {k}={v}" for k, v in sorted(spec.optimizer_options.items()))
         batch = "" if spec.batch_size is None else f" B={spec.batch_size}"
         return f"{spec.problem}({opts}) {spec.optimizer}{oopts} lr={spec.lr:.3g} T={spec.steps}{batch} seed={spec.seed}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrackedSpec:
+    """A run trained by the user's own loop and recorded by :class:`heavytail.GroupTracker`: a name and metadata.
+
+    Stored beside :class:`RunSpec` runs; its ``spec.json`` says ``"kind": "tracked"``, which is how the
+    store tells the two apart. The id hashes the name and metadata, so tracking again under the same
+    name and metadata replaces the earlier run.
+    """
+
+    name: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ConfigError(f"bad tracked run name {self.name!r}; expected a non-empty string")
+        metadata = _jsonable(dict(self.metadata))
+        try:
+            json.dumps(metadata, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"metadata of tracked run {self.name!r} is not JSON ({exc}); use str, numbers, lists, dicts") from None
+        object.__setattr__(self, "metadata", metadata)
+
+    def normalized(self) -> TrackedSpec:
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": "tracked", "name": self.name}
+        if self.metadata:
+            out["metadata"] = self.metadata
+        return out
+
+    @property
+    def run_id(self) -> str:
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def label(self) -> str:
+        """The name and the metadata, e.g. ``my-gpt optimizer=adam lr=0.001``."""
+        return self.name + "".join(f" {k}={v}" for k, v in sorted(self.metadata.items()))
+
+
+def spec_from_dict(data: Mapping[str, Any]) -> RunSpec | TrackedSpec:
+    """A stored spec: a tracked run's when it says ``"kind": "tracked"``, else a (trusted) :class:`RunSpec`."""
+    if data.get("kind") == "tracked":
+        return TrackedSpec(name=data["name"], metadata=data.get("metadata", {}))
+    return RunSpec.from_dict(data, normalized=True)

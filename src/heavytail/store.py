@@ -4,6 +4,7 @@
     ROOT/runs/RUN_ID/lock.json      flock-ed by the process computing the run (names its host and pid)
     ROOT/runs/RUN_ID/history.npz    per-class histories (written before the result)
     ROOT/runs/RUN_ID/result.json    status, summary numbers and provenance (written last)
+    ROOT/runs/RUN_ID/history-rows/  tracked runs only: one file per logged row until the run is closed
 
 Every file is written to a temporary name and renamed into place, so a killed process never leaves
 a half-written file under a final name; a run counts as finished only once ``result.json`` exists.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass
@@ -25,26 +27,28 @@ from typing import Any, Iterator
 import numpy as np
 
 from heavytail.options import ConfigError
-from heavytail.spec import RunSpec
+from heavytail.spec import RunSpec, TrackedSpec, spec_from_dict
 from heavytail.train.history import History
 
 RESULTS_ENV = "HEAVYTAIL_RESULTS"
 DEFAULT_RESULTS = "heavytail-results"
 FINISHED = ("complete", "diverged")  # final outcomes: never recomputed unless forced
+ROWS_DIR = "history-rows"  # a tracked run's rows, one file each, so a killed training keeps every logged row
 
 
 def default_results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or DEFAULT_RESULTS)
 
 
-def _atomic_write(path: Path, write: Any, mode: str = "w") -> None:
-    """Write via ``write(file)`` to a temporary sibling, fsync it, then rename it onto ``path``."""
+def _atomic_write(path: Path, write: Any, mode: str = "w", sync: bool = True) -> None:
+    """Write via ``write(file)`` to a temporary sibling, fsync it (unless ``sync=False``), then rename it onto ``path``."""
     tmp = path.with_name(f".{path.name}.{socket.gethostname()}.{os.getpid()}.tmp")
     try:
         with open(tmp, mode) as f:
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -119,18 +123,20 @@ class RunRecord:
 
     run_id: str
     path: Path
-    spec: RunSpec
+    spec: RunSpec | TrackedSpec
     result: dict[str, Any] | None
     status: str
     skipped: bool = False  # set by heavytail.run when a finished result was reused
 
     @cached_property
     def history(self) -> History:
-        return History.load(self.path / "history.npz")
+        if (self.path / "history.npz").exists():
+            return History.load(self.path / "history.npz")
+        return History.concatenate([History.load(p) for p in sorted((self.path / ROWS_DIR).glob("*.npz"))])
 
     @property
     def has_history(self) -> bool:
-        return (self.path / "history.npz").exists()
+        return (self.path / "history.npz").exists() or any((self.path / ROWS_DIR).glob("*.npz"))
 
 
 class RunLocked(RuntimeError):
@@ -166,21 +172,36 @@ class Store:
         run_id = self.resolve(run_id)
         path = self.run_dir(run_id)
         try:
-            spec = RunSpec.from_dict(json.loads((path / "spec.json").read_text()), normalized=True)
-        except (json.JSONDecodeError, TypeError) as exc:
+            spec = spec_from_dict(json.loads((path / "spec.json").read_text()))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
             raise ConfigError(f"run {run_id} in {self.root} has an unreadable spec.json ({exc}); delete {path}") from None
         return RunRecord(run_id, path, spec, _read_json(path / "result.json"), self.status(run_id) or "failed")
 
     def resolve(self, prefix: str) -> str:
-        """Expand a unique prefix of a run id; one-line errors when none or several match."""
+        """Expand a unique prefix of a run id, or a tracked run's name; one-line errors when none or several match."""
         if (self.run_dir(prefix) / "spec.json").exists():
             return prefix
+        named = self.tracked(prefix)
+        if len(named) == 1:
+            return named[0]
+        if named:
+            raise ConfigError(f"{len(named)} tracked runs are named {prefix!r} in {self.root}; give a run id: {', '.join(named)}")
         matches = [p.name for p in self.runs_dir.glob(f"{prefix}*") if (p / "spec.json").exists()]
         if len(matches) == 1:
             return matches[0]
         if not matches:
             raise ConfigError(f"no run {prefix!r} in {self.root}; `heavytail list --results {self.root}` shows them")
         raise ConfigError(f"run id prefix {prefix!r} is ambiguous in {self.root}: {', '.join(sorted(matches))}")
+
+    def tracked(self, name: str) -> list[str]:
+        """Ids of the tracked runs named ``name``."""
+        return [run_id for run_id in self.run_ids() if (_read_json(self.run_dir(run_id) / "spec.json") or {}).get("name") == name]
+
+    def resolve_all(self, name_or_prefix: str) -> list[str]:
+        """Every tracked run named ``name_or_prefix``, else the one run whose id it exactly is or begins."""
+        if (self.run_dir(name_or_prefix) / "spec.json").exists():
+            return [name_or_prefix]
+        return self.tracked(name_or_prefix) or [self.resolve(name_or_prefix)]
 
     def run_ids(self) -> list[str]:
         if not self.runs_dir.is_dir():
@@ -221,6 +242,18 @@ class Store:
         if history is not None:
             _atomic_write(path / "history.npz", history.save, mode="wb")
         write_json(path / "result.json", result)
+        if history is not None:
+            shutil.rmtree(path / ROWS_DIR, ignore_errors=True)  # history.npz holds them now
+
+    def append_rows(self, run_id: str, rows: History, index: int) -> None:
+        """Write logged ``rows`` of a tracked run as row file ``index`` (atomic; read back by ``RunRecord.history``).
+
+        Not fsync-ed: the rename alone keeps every row through a killed process (the training loop waits
+        for each write); ``close`` writes the fsync-ed ``history.npz``.
+        """
+        directory = self.run_dir(run_id) / ROWS_DIR
+        directory.mkdir(exist_ok=True)
+        _atomic_write(directory / f"{index:09d}.npz", rows.save, mode="wb", sync=False)
 
     def forget_if_empty(self, run_id: str) -> None:
         """Remove a run directory that holds nothing but its spec (a run refused before it started)."""
@@ -236,6 +269,7 @@ class Store:
         """Forget a run's outcome so that it is computed again (``--force``)."""
         for name in ("result.json", "history.npz"):
             (self.run_dir(run_id) / name).unlink(missing_ok=True)
+        shutil.rmtree(self.run_dir(run_id) / ROWS_DIR, ignore_errors=True)
 
     def to_frame(self) -> Any:
         """One row per stored run: id, status, spec fields, sizes and summary losses (a pandas DataFrame)."""
@@ -246,7 +280,8 @@ class Store:
             spec = record.spec.to_dict()
             result = record.result or {}
             row = {"run_id": record.run_id, "status": record.status}
-            row.update({k: v for k, v in spec.items() if k not in ("problem_options", "optimizer_options")})
+            row.update({k: v for k, v in spec.items() if k not in ("problem_options", "optimizer_options", "metadata")})
+            row.update({f"metadata.{k}": v for k, v in spec.get("metadata", {}).items()})
             row.update({f"problem.{k}": v for k, v in spec.get("problem_options", {}).items()})
             row.update({f"optimizer.{k}": v for k, v in spec.get("optimizer_options", {}).items()})
             row.update(result.get("problem_info", {}))

@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from heavytail.options import ConfigError, literal, parse_assignments
 from heavytail.cli.common import add_data_dir_option, add_store_options, emit
+from heavytail.spec import RunSpec, TrackedSpec
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_store_options(p)
 
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
-    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work); default: each optimizer's newest run on the newest run's problem")
+    p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work; a tracked run's name plots every run of that name); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
     p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups (default: 10)")
     p.add_argument("--title", help="figure title")
@@ -190,7 +191,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _default_plot_records(store: Store) -> list[Any]:
     """For each optimizer, its newest finished run on the newest finished run's problem (same steps and seed)."""
-    finished = [r for r in store.records() if r.status in ("complete", "diverged") and r.has_history]
+    finished = [r for r in store.records() if r.status in ("complete", "diverged") and r.has_history and isinstance(r.spec, RunSpec)]
     if not finished:
         raise ConfigError(f"no finished runs to plot in {store.root}")
     finished.sort(key=lambda r: r.result.get("finished", ""))
@@ -210,12 +211,14 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from heavytail.plots import figure_per_group, save_figure
 
     store = Store(args.results)
-    records = [store.load(run_id) for run_id in args.run_ids] if args.run_ids else _default_plot_records(store)
+    ids = [run_id for arg in args.run_ids for run_id in store.resolve_all(arg)]
+    records = [store.load(run_id) for run_id in ids] if args.run_ids else _default_plot_records(store)
     missing = [r.run_id for r in records if not r.has_history]
     if missing:
         raise ConfigError(f"runs without a stored history cannot be plotted: {', '.join(missing)}")
     ids = ",".join(sorted(r.run_id for r in records))
-    out = args.out or store.root / "figures" / f"{records[0].spec.problem}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
+    stem = records[0].spec.name if isinstance(records[0].spec, TrackedSpec) else records[0].spec.problem
+    out = args.out or store.root / "figures" / f"{stem}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
     paths = save_figure(figure_per_group(records, args.groups, title=args.title), out)
     emit(args, {"runs": [r.run_id for r in records], "files": [str(p) for p in paths]}, "\n".join(map(str, paths)))
     return 0

@@ -52,12 +52,20 @@ class History:
         with np.load(path) as data:
             return cls(**{f.name: data[f.name] for f in fields(cls)})
 
+    @classmethod
+    def concatenate(cls, parts: list[History]) -> History:
+        """One history from consecutive parts of the same run (the row files of a tracked run)."""
+        if not parts:
+            raise ValueError("no history rows to concatenate")
+        rows = {f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls) if f.name != "class_counts"}
+        return cls(**rows, class_counts=parts[-1].class_counts)
+
 
 class HistoryRecorder:
     """Collects rows from :class:`ClassStats` during training; keeps them if training stops early."""
 
-    def __init__(self, class_counts: torch.Tensor, class_weights: torch.Tensor | None = None) -> None:
-        self.class_counts = class_counts.cpu().numpy().astype(np.int64)
+    def __init__(self, class_counts: torch.Tensor | np.ndarray, class_weights: torch.Tensor | None = None) -> None:
+        self.class_counts = np.asarray(torch.as_tensor(class_counts).cpu(), dtype=np.int64)
         self.class_weights = None if class_weights is None else class_weights.double().cpu().numpy()
         self.rows: list[tuple[int, bool, float, float, np.ndarray, np.ndarray]] = []
 
@@ -66,7 +74,7 @@ class HistoryRecorder:
         loss_sum, correct, seen = (t.cpu().numpy() for t in (stats.loss_sum, stats.correct, stats.seen))
         with np.errstate(invalid="ignore", divide="ignore"):
             class_loss = np.where(seen > 0, loss_sum / seen, np.nan)
-            class_accuracy = np.where(seen > 0, correct / seen, np.nan)
+            class_accuracy = np.where((seen > 0) & stats.with_accuracy, correct / seen, np.nan)
             loss = loss_sum.sum() / seen.sum()
             objective = loss
             if self.class_weights is not None:
@@ -76,9 +84,10 @@ class HistoryRecorder:
         )
         return float(loss)
 
-    def history(self) -> History:
+    def history(self, start: int = 0) -> History:
+        """Rows ``start`` onwards as a :class:`History` (all of them by default)."""
         c = len(self.class_counts)
-        step, exact, loss, objective, class_loss, class_accuracy = list(zip(*self.rows)) or [()] * 6
+        step, exact, loss, objective, class_loss, class_accuracy = list(zip(*self.rows[start:])) or [()] * 6
         return History(
             step=np.asarray(step, dtype=np.int64),
             exact=np.asarray(exact, dtype=bool),

@@ -18,13 +18,16 @@ LOG2 = math.log(2.0)
 
 
 def correct_predictions(logits: Tensor, targets: Tensor, losses: Tensor) -> Tensor:
-    """``logits.argmax(1) == targets`` (first maximum wins ties), from a max pass instead of an argmax pass.
+    """``logits.argmax(1) == targets`` (first maximum wins ties), without a host sync on accelerators.
 
-    A sample whose target logit is below the maximum is wrong. One whose target logit attains the
-    maximum is right unless an earlier class ties it; a tie of k classes at the maximum forces a loss
-    of at least log k, so only rows with loss >= log 2 need the exact argmax (on CPU a max pass costs
-    a quarter of an argmax pass).
+    On the CPU, from a max pass instead of an argmax pass: a sample whose target logit is below the
+    maximum is wrong; one whose target logit attains it is right unless an earlier class ties it, and a
+    tie of k classes at the maximum forces a loss of at least log k, so only rows with loss >= log 2
+    need the exact argmax (a max pass costs a quarter of an argmax pass). Elsewhere the argmax itself,
+    since picking out the ambiguous rows would wait for the device.
     """
+    if not logits.is_cpu:
+        return logits.argmax(dim=1) == targets
     target_logit = logits.gather(1, targets[:, None]).squeeze(1)
     correct = target_logit >= logits.amax(dim=1)
     ambiguous = (correct & (losses >= LOG2)).nonzero().squeeze(1)
@@ -34,23 +37,50 @@ def correct_predictions(logits: Tensor, targets: Tensor, losses: Tensor) -> Tens
 
 
 class ClassStats:
-    """Running per-class sums of loss and correct predictions over one history row."""
+    """Per-class (sum, count) of loss and of correct predictions, accumulated on the device of the losses.
 
-    def __init__(self, num_classes: int, device: torch.device | str) -> None:
-        self.loss_sum = torch.zeros(num_classes, dtype=torch.float64, device=device)
-        self.correct = torch.zeros(num_classes, dtype=torch.float64, device=device)
-        self.seen = torch.zeros(num_classes, dtype=torch.float64, device=device)
+    The one accumulation component behind heavytail's training loop and :class:`heavytail.GroupTracker`.
+    ``add`` never waits for the device: targets equal to ``ignore_index`` are routed to an extra slot
+    past the last class instead of being filtered out. The sums live in one (3, c + 1) float64 buffer,
+    so a multi-process run reduces them with a single all-reduce.
+    """
+
+    def __init__(self, num_classes: int, device: torch.device | str, ignore_index: int | None = None) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.sums = torch.zeros(3, num_classes + 1, dtype=torch.float64, device=device)  # last column: ignored
+        self.loss_sum, self.correct, self.seen = (row[:num_classes] for row in self.sums)
+        self.with_accuracy = True  # False once a batch came without logits: accuracy is then unknown
 
     def reset(self) -> None:
-        self.loss_sum.zero_()
-        self.correct.zero_()
-        self.seen.zero_()
+        self.sums.zero_()
+        self.with_accuracy = True
 
-    def add(self, losses: Tensor, logits: Tensor, targets: Tensor) -> None:
-        """Add per-sample ``losses`` (N,), ``logits`` (N, c) and ``targets`` (N,) of one forward pass."""
-        self.loss_sum.index_add_(0, targets, losses.double())
-        self.correct.index_add_(0, targets, correct_predictions(logits, targets, losses).double())
-        self.seen.index_add_(0, targets, torch.ones_like(targets, dtype=torch.float64))
+    def add(self, losses: Tensor, targets: Tensor, logits: Tensor | None = None) -> None:
+        """Add per-sample ``losses`` and ``targets`` of any matching shape, and optionally ``logits`` (..., c).
+
+        Accuracy is counted only when every batch since the last reset came with its logits.
+        """
+        losses, targets = losses.detach().reshape(-1), targets.reshape(-1)
+        if self.ignore_index is not None:
+            ignored = targets == self.ignore_index
+            slot = targets.masked_fill(ignored, self.num_classes)
+            targets = targets.masked_fill(ignored, 0)  # any valid class, for the gather in the accuracy
+        else:
+            slot = targets
+        self.sums[0].index_add_(0, slot, losses.double())
+        self.sums[2].index_add_(0, slot, torch.ones_like(slot, dtype=torch.float64))
+        if logits is None:
+            self.with_accuracy = False
+        elif self.with_accuracy:
+            correct = correct_predictions(logits.detach().reshape(-1, logits.shape[-1]), targets, losses)
+            self.sums[1].index_add_(0, slot, correct.double())
+
+    def all_reduce(self) -> None:
+        """Sum the statistics over the processes of ``torch.distributed`` (a no-op without it)."""
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            dist.all_reduce(self.sums)
 
 
 @dataclass(frozen=True)
@@ -76,6 +106,16 @@ class FrequencyGroups:
         cuts = np.arange(1, num_groups) / num_groups
         ends = np.searchsorted(mass, cuts - 1e-12, side="left") + 1  # tolerance for rounding in the cumsum
         return cls(counts=counts, order=order, ends=np.append(ends, len(counts)))
+
+    @classmethod
+    def from_assignment(cls, counts: Any, group_of: Any) -> FrequencyGroups:
+        """Given groups instead of equal-mass ones (a problem's natural groups): ``group_of[k]`` is class k's group."""
+        counts, group_of = np.asarray(counts, dtype=np.int64), np.asarray(group_of, dtype=np.int64)
+        if group_of.shape != counts.shape or (len(group_of) and group_of.min() < 0):
+            raise ValueError(f"need one group index >= 0 per class ({len(counts)} classes), got shape {group_of.shape}")
+        order = np.argsort(group_of, kind="stable")
+        ends = np.cumsum(np.bincount(group_of, minlength=int(group_of.max(initial=-1)) + 1))
+        return cls(counts=counts, order=order, ends=ends)
 
     @property
     def num_groups(self) -> int:
