@@ -100,11 +100,11 @@ def test_at_zero_weights_blocks_are_identical_and_gradients_follow_class_frequen
 def test_hutchinson_block_traces_lie_within_three_standard_errors_of_the_closed_form():
     problem = LinearProblem(m=4, d=12).build(0)  # n = 64, c = 15
     exact = softmax_blocks(problem.x, problem.y, problem.model.weight, problem.model.bias)
-    estimate = model_block_traces(problem.model, problem.x, problem.y, ["weight", "bias"], probes=400, seed=0)
+    estimate = model_block_traces(problem.model, problem.x, problem.y, ["weight", "bias"], probes=200, seed=0)
     w = estimate["weight"]
-    assert w.probes == 400 and np.all(w.standard_error > 0)
+    assert w.probes == 200 and np.all(w.standard_error > 0)
     assert np.all(np.abs(w.mean - exact.hessian_trace) < 3 * w.standard_error)
-    np.testing.assert_allclose(w.mean, exact.hessian_trace, rtol=0.2)
+    assert np.all(w.standard_error < 0.25 * exact.hessian_trace)  # the check is informative, not vacuous
     b = estimate["bias"]
     assert np.all(np.abs(b.mean - exact.bias_hessian) < 3 * b.standard_error)
 
@@ -163,3 +163,33 @@ def test_curvature_command_prints_the_issue_json_shape(tmp_path, capsys):
     assert set(entry["spearman"]) == {"grad_trace", "grad_count", "trace_count"}
     assert main(["curvature", run_id, "--steps", "2", "--results", str(tmp_path)]) == 2
     assert "no snapshot at step 2" in capsys.readouterr().err
+
+
+def test_path_analysis_shows_block_dominance_and_the_flip(tmp_path):
+    from heavytail import RunSpec, run
+    from heavytail.curvature.path import analyse_path
+
+    spec = RunSpec(problem="linear", problem_options={"m": 5}, optimizer="adam+m", lr=1e-2, steps=20)
+    record = run(spec, tmp_path, snapshots=[0, 5, 20])
+    steps, matrices = analyse_path(record, spec.build_problem(), [0, 5, 20], structure_at=[0, 20])
+    assert list(steps) == ["0", "5", "20"] and list(matrices) == ["0", "20"]
+    for t in ("0", "20"):  # E11: same-class blocks dominate cross-class ones
+        assert steps[t]["hessian_structure"]["ratio"] > 5
+    last = steps["20"]
+    assert last["spearman"]["trace_count"] > 0.5 and last["flipped"]["spearman"]["trace_count"] < -0.5  # E10
+    probs = last["correct_class_probability"]
+    assert len(probs["median"]) == 5 and all(lo <= mid <= hi for lo, mid, hi in zip(probs["q05"], probs["median"], probs["q95"]))
+
+
+@pytest.mark.slow
+def test_grad_hessian_study_writes_its_figures_and_summary(tmp_path):
+    from heavytail.curvature.path import grad_hessian_study
+    from heavytail.store import Store
+
+    params = {
+        "optimizer": "gd", "lr": 0.1, "steps": 10, "lr_reason": "test", "problem_options": {"m": 4},
+        "checkpoints": (0, 10), "structure_at": (10,), "correlation_steps": (0, 10), "title": "test",
+    }
+    summary = grad_hessian_study(params, store=Store(tmp_path), out=tmp_path / "out", device="cpu", progress=False)
+    assert list(summary["steps"]) == ["0", "10"] and len(summary["figures"]) == 6
+    assert all((tmp_path / "out" / name).exists() for name in ("per-class.png", "correlation.png", "structure.png"))

@@ -41,7 +41,7 @@ def block_trace_estimates(
     *,
     probes: int = 100,
     seed: int = 0,
-    batch: int = 10,
+    batch: int = 32,
 ) -> dict[str, TraceEstimate]:
     """Hutchinson estimates of Tr ∇²_{P[k]} L for each slice k (dimension 0) of each tensor named in ``names``.
 
