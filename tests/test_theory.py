@@ -57,3 +57,31 @@ def test_weighted_quadratic_meets_the_figures_criteria():
     assert gd[50, -1] >= 0.9 and gd[50, 0] < 1e-6  # GD fits the frequent coordinates only
     assert np.allclose(sign[2:], sign[2:, :1]) and sign[2:].max() <= 0.16 + 1e-9  # sign: every group alike
     assert adam[5:].max() <= 0.25 and np.all(np.abs(adam[50] - 0.003) < 0.001)
+
+
+def test_weighted_quadratic_preset_reports_each_methods_final_group_losses(tmp_path, capsys):
+    import json
+
+    from heavytail.cli import main
+
+    assert main(["reproduce", "weighted-quadratic", "--results", str(tmp_path), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    methods = summary["methods"]
+    assert set(methods) == {"gd", "adam", "sign"} and all(len(m["group_loss_final"]) == 10 for m in methods.values())
+    assert methods["gd"]["group_loss_final"][-1] > 0.9 > methods["adam"]["group_loss_final"][-1]
+    assert all(path.endswith((".png", ".pdf")) for path in summary["figures"])
+
+
+@pytest.mark.slow
+def test_continuous_time_preset_reports_predicted_and_simulated_times(tmp_path, capsys):
+    import json
+
+    from heavytail.cli import main
+
+    assert main(["reproduce", "continuous-time", "--results", str(tmp_path), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["classes"]["0.5"]
+    assert len(rows) == 100
+    for row in rows:
+        gf, sf = row["gradient_flow"], row["sign_flow"]
+        assert gf["ode"] == pytest.approx(gf["predicted"], rel=1e-3) and gf["descent"] == pytest.approx(gf["predicted"], rel=0.01)
+        assert sf["ode"] == pytest.approx(sf["predicted"], rel=1e-3)
