@@ -193,3 +193,23 @@ def test_grad_hessian_study_writes_its_figures_and_summary(tmp_path):
     summary = grad_hessian_study(params, store=Store(tmp_path), out=tmp_path / "out", device="cpu", progress=False)
     assert list(summary["steps"]) == ["0", "10"] and len(summary["figures"]) == 6
     assert all((tmp_path / "out" / name).exists() for name in ("per-class.png", "correlation.png", "structure.png"))
+
+
+@pytest.mark.parametrize("batch_size", [None, 16])
+def test_the_loop_calls_the_snapshot_hook_at_the_chosen_iterates_only(batch_size):
+    from heavytail import make_optimizer
+    from heavytail.train import train
+
+    problem = LinearProblem(m=4).build(0)  # n = 64: 4 steps an epoch at batch size 16
+    seen = []
+
+    def hook(step):
+        seen.append((step, problem.model.weight.detach().clone()))
+
+    opt = make_optimizer("gd", problem.model.parameters(), 0.5)
+    train(problem, opt, 6, batch_size=batch_size, snapshot_steps=[0, 5, 6], on_snapshot=hook)
+    assert [s for s, _ in seen] == [0, 5, 6]
+    fresh = LinearProblem(m=4).build(0)
+    torch.testing.assert_close(seen[0][1], fresh.model.weight)  # t = 0 is the initial iterate
+    train(fresh, make_optimizer("gd", fresh.model.parameters(), 0.5), 5, batch_size=batch_size)
+    torch.testing.assert_close(seen[1][1], fresh.model.weight.detach())  # t = 5 is the iterate after 5 steps
