@@ -65,7 +65,7 @@ def naive_blocks(problem):
 
     def run() -> None:
         for k in range(weight.shape[0]):
-            def loss_of_row(row: torch.Tensor) -> torch.Tensor:
+            def loss_of_row(row: torch.Tensor, k: int = k) -> torch.Tensor:
                 w = torch.cat([weight[:k], row[None], weight[k + 1 :]])
                 return F.cross_entropy(x @ w.T + bias, y)
 

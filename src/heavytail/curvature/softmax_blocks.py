@@ -64,14 +64,17 @@ def softmax_blocks(
         loss += F.cross_entropy(logits, yc, reduction="sum").double()
         probs = logits.softmax(dim=1)
         curvature = probs * (1 - probs)  # p_ik (1 − p_ik)
-        residual = probs
+        residual = probs  # in place: probs is not used after this
         residual[torch.arange(len(yc), device=yc.device), yc] -= 1  # p_ik − 1[y_i = k]
         grad_w.addmm_(residual.T, xc)
         grad_b += residual.sum(0)
         feature = (xc * xc).sum(1) if trace == "correct" else xc.sum(1)
         traces += curvature.T @ feature
         bias_curv += curvature.sum(0)
-    as_numpy = lambda t: (t / n).double().cpu().numpy()  # noqa: E731
+
+    def as_numpy(total: Tensor) -> np.ndarray:
+        return (total / n).double().cpu().numpy()
+
     return BlockStats(
         grad_norm=grad_w.norm(dim=1).double().cpu().numpy() / n,
         hessian_trace=as_numpy(traces),

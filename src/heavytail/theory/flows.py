@@ -136,7 +136,7 @@ def descend(setup: FlowSetup, flow: Flow) -> tuple[np.ndarray, np.ndarray]:
     pi = setup.frequencies()
     velocity = _velocity(flow, pi)
     horizon, step = setup.time_span(flow)
-    steps = int(math.ceil(horizon / step))
+    steps = math.ceil(horizon / step)
     W = np.zeros((setup.num_classes, setup.num_classes))
     losses = [_class_losses(W)]
     for _ in range(steps):
