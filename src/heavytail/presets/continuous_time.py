@@ -1,8 +1,8 @@
 """The NeurIPS version's continuous-time result: per-class loss Θ(1/(π_k t)) under gradient flow, and a rate
 independent of π_k under sign flow.
 
-    heavytail reproduce continuous-time               # c = 100, ~1 min on 2 cores
-    heavytail reproduce continuous-time --scale paper # c = 1 000
+    heavytail reproduce continuous-time               # c = 100, ~10 s on 2 cores
+    heavytail reproduce continuous-time --scale paper # c = 1 000, ~5 min (numpy, CPU only)
 
 The v2 text's exact setting was not available; the setting here is paper.md §6.3's reconstruction,
 which gives exactly the stated rates: softmax regression with one-hot inputs (each class its own input

@@ -31,6 +31,6 @@ PRESET = Study(
         "paper": {**COMMON, "problem_options": {"m": 11}, "lr": 10**-3.5, "steps": 100, "lr_reason": "fixed: 10^-3.5, the step size the paper plotted for Adam+m (its protocol's choice at m = 11)"},
     },
     compute=grad_hessian_study,
-    minutes={"small": (3.0, 0.5), "paper": (60.0, 2.0)},
+    minutes={"small": (4.0, 0.5), "paper": (60.0, 2.0)},
     notes=__doc__ or "",
 )
