@@ -163,7 +163,7 @@ def test_reproduce_cli_json_list_and_errors(tiny, tmp_path, capsys):
     assert rows["linear"]["v1_figure"] == "Fig 3" and rows["linear"]["neurips_figure"] == "Fig 4"
     assert rows["linear"]["scales"]["small"]["cpu_minutes"] < 10
     for argv, expected in [
-        (["reproduce", "lineer"], "unknown preset 'lineer'; choose one of: linear,"),
+        (["reproduce", "lineer"], "unknown preset 'lineer'; choose one of: continuous-time, grad-hessian-adam, grad-hessian-gd, linear,"),
         (["reproduce", "linear", "--scale", "huge"], "unknown scale 'huge' for preset 'linear'; choose one of: small, paper"),
         (["reproduce", "linear", "--workers", "0"], "expected a positive integer, got '0'"),
         (["reproduce", "linear", "--executor", "k8s"], "invalid choice: 'k8s' (choose from 'local', 'slurm')"),
@@ -186,7 +186,7 @@ def test_aliases_name_the_linear_preset(name):
 
 
 def test_every_builtin_preset_is_well_formed():
-    from heavytail.presets import PRESETS
+    from heavytail.presets import PRESETS, Study
 
     for preset in PRESETS.values():
         assert set(preset.scales) == {"small", "paper"}

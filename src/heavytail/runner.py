@@ -11,7 +11,7 @@ import platform
 import socket
 import sys
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -68,6 +68,24 @@ def _reused(store: Store, run_id: str) -> RunRecord:
     return record
 
 
+def _snapshot_steps(spec: RunSpec, snapshots: Iterable[int]) -> list[int]:
+    """The requested snapshot steps, sorted; a one-line error for a step outside 0..steps."""
+    steps = sorted({int(s) for s in snapshots})
+    bad = [s for s in steps if not 0 <= s <= spec.steps]
+    if bad:
+        raise ConfigError(f"bad snapshot step {bad[0]}; choose steps between 0 and {spec.steps} (the run's --steps)")
+    return steps
+
+
+def _lacks_snapshots(store: Store, run_id: str, wanted: list[int]) -> bool:
+    """Whether a finished run misses snapshots it could have taken (steps it reached)."""
+    if not wanted:
+        return False
+    record = store.load(run_id)
+    reached = (record.result or {}).get("steps_done", 0)
+    return any(s <= reached and s not in record.snapshot_steps for s in wanted)
+
+
 def run(
     spec: RunSpec,
     store: Store | str | os.PathLike[str] | None = None,
@@ -76,28 +94,45 @@ def run(
     force: bool = False,
     progress: bool = False,
     chunk_size: int | None = None,
+    snapshots: Iterable[int] = (),
 ) -> RunRecord:
-    """Compute ``spec`` (or reuse its stored result) and return the stored record."""
+    """Compute ``spec`` (or reuse its stored result) and return the stored record.
+
+    ``snapshots`` lists steps whose model parameters are kept (``record.snapshot(t)``); they are not
+    part of the run id, and a stored run that lacks some of them is recomputed, keeping the old ones too.
+    """
     store = store if isinstance(store, Store) else Store(store)
     spec = spec.normalized()
     dev = resolve_device(device)
     run_id = spec.run_id
-    if not force and store.status(run_id) in FINISHED:
+    wanted = _snapshot_steps(spec, snapshots)
+
+    def reusable() -> bool:
+        return store.status(run_id) in FINISHED and not _lacks_snapshots(store, run_id, wanted)
+
+    if not force and reusable():
         return _reused(store, run_id)
     store.claim(spec)
-    if not force and store.status(run_id) in FINISHED:  # another process finished it meanwhile
+    if not force and reusable():  # another process finished it meanwhile
         store.release(run_id)
         return _reused(store, run_id)
     started, recorder, problem = _now(), None, None
+    if store.status(run_id) in FINISHED:  # recomputed for its snapshots: keep the ones it had
+        wanted = sorted(set(wanted) | set(store.load(run_id).snapshot_steps))
+    kept: list[int] = []
     try:
-        if force:
-            store.discard(run_id)
+        store.discard(run_id)  # forced, failed before, or lacking snapshots: start clean
         problem = spec.build_problem().to(dev)
         if spec.batch_size is not None and spec.batch_size > problem.num_samples:
             raise ConfigError(f"bad batch size {spec.batch_size}; this problem has {problem.num_samples} samples")
         optimizer = make_optimizer(spec.optimizer, problem.model.parameters(), spec.lr, spec.optimizer_options)
         recorder = HistoryRecorder(problem.class_counts(), problem.class_weights)
         chunk = chunk_size or auto_chunk_size(problem)
+
+        def keep_snapshot(step: int) -> None:
+            store.save_snapshot(run_id, step, problem.model.state_dict())
+            kept.append(step)
+
         outcome = train(
             problem,
             optimizer,
@@ -107,12 +142,15 @@ def run(
             seed=spec.seed,
             recorder=recorder,
             progress=progress,
+            snapshot_steps=wanted,
+            on_snapshot=keep_snapshot,
         )
         history = outcome.history
         result = {
             "status": "diverged" if outcome.diverged else "complete",
             "steps_done": outcome.steps_done,
             "wall_time": outcome.wall_time,
+            "snapshots": kept,
         }
     except ConfigError:
         if recorder is None or not recorder.rows:  # bad input caught during set-up: nothing to keep
@@ -121,7 +159,7 @@ def run(
         raise
     except BaseException as exc:  # keep what was computed, also on Ctrl-C / SIGTERM
         history = recorder.history() if recorder is not None and recorder.rows else None
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "snapshots": kept}
         _finish(store, run_id, spec, history, result, dev, started, chunk_size, problem and problem.info)
         raise
     _finish(store, run_id, spec, history, result, dev, started, chunk, problem.info)
@@ -183,6 +221,7 @@ def summarize(record: RunRecord, num_groups: int = 10) -> dict[str, Any]:
         "max_loss": result.get("max_loss"),
         "wall_time": result.get("wall_time"),
         "path": str(record.path),
+        "snapshots": record.snapshot_steps,
     }
     if record.has_history and len(record.history.step):
         history = record.history

@@ -5,6 +5,7 @@
     ROOT/runs/RUN_ID/history.npz    per-class histories (written before the result)
     ROOT/runs/RUN_ID/result.json    status, summary numbers and provenance (written last)
     ROOT/runs/RUN_ID/history-rows/  tracked runs only: one file per logged row until the run is closed
+    ROOT/runs/RUN_ID/snapshots/step-N.pt   model state dict after N steps (only with ``snapshots=``)
 
 Every file is written to a temporary name and renamed into place, so a killed process never leaves
 a half-written file under a final name; a run counts as finished only once ``result.json`` exists.
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+import torch
 
 from heavytail.options import ConfigError
 from heavytail.spec import RunSpec, TrackedSpec, spec_from_dict
@@ -34,6 +36,7 @@ RESULTS_ENV = "HEAVYTAIL_RESULTS"
 DEFAULT_RESULTS = "heavytail-results"
 FINISHED = ("complete", "diverged")  # final outcomes: never recomputed unless forced
 ROWS_DIR = "history-rows"  # a tracked run's rows, one file each, so a killed training keeps every logged row
+SNAPSHOT_DIR = "snapshots"
 
 
 def default_results_dir() -> Path:
@@ -137,6 +140,21 @@ class RunRecord:
     @property
     def has_history(self) -> bool:
         return (self.path / "history.npz").exists() or any((self.path / ROWS_DIR).glob("*.npz"))
+
+    @property
+    def snapshot_steps(self) -> list[int]:
+        """Steps whose model parameters this run keeps (``result.json``'s ``snapshots``)."""
+        return list((self.result or {}).get("snapshots", []))
+
+    def snapshot(self, step: int) -> dict[str, Any]:
+        """The model's state dict after ``step`` steps; a one-line error if the run did not keep it."""
+        if step not in self.snapshot_steps:
+            kept = ", ".join(map(str, self.snapshot_steps)) or "none"
+            raise ConfigError(
+                f"run {self.run_id} has no snapshot at step {step} (kept: {kept}); "
+                f"run it again with --snapshots including {step}"
+            )
+        return torch.load(self.path / SNAPSHOT_DIR / f"step-{step}.pt", weights_only=True)
 
 
 class RunLocked(RuntimeError):
@@ -255,6 +273,13 @@ class Store:
         directory.mkdir(exist_ok=True)
         _atomic_write(directory / f"{index:09d}.npz", rows.save, mode="wb", sync=False)
 
+    def save_snapshot(self, run_id: str, step: int, state_dict: dict[str, Any]) -> None:
+        """Write a model state dict (moved to the CPU) as ``snapshots/step-N.pt``, atomically."""
+        folder = self.run_dir(run_id) / SNAPSHOT_DIR
+        folder.mkdir(exist_ok=True)
+        state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in state_dict.items()}
+        _atomic_write(folder / f"step-{step}.pt", lambda f: torch.save(state, f), mode="wb")
+
     def forget_if_empty(self, run_id: str) -> None:
         """Remove a run directory that holds nothing but its spec (a run refused before it started)."""
         path = self.run_dir(run_id)
@@ -270,6 +295,8 @@ class Store:
         for name in ("result.json", "history.npz"):
             (self.run_dir(run_id) / name).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir(run_id) / ROWS_DIR, ignore_errors=True)
+        for snapshot in (self.run_dir(run_id) / SNAPSHOT_DIR).glob("step-*.pt"):
+            snapshot.unlink()
 
     def to_frame(self) -> Any:
         """One row per stored run: id, status, spec fields, sizes and summary losses (a pandas DataFrame)."""

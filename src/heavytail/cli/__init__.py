@@ -17,7 +17,7 @@ import typing
 from typing import Any, Sequence
 
 from heavytail.options import ConfigError, literal, parse_assignments
-from heavytail.cli.common import add_data_dir_option, add_store_options, emit
+from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
 from heavytail.spec import RunSpec, TrackedSpec
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
     p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups in the summary (default: 10)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
+    p.add_argument("--snapshots", type=step_list, default=[], metavar="STEPS", help="keep the model's parameters after these steps, e.g. 0,10,100 (for `heavytail curvature`)")
     add_store_options(p)
 
     p = sub.add_parser("list", help="show stored runs")
@@ -159,6 +160,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         force=args.force,
         progress=not args.json and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
+        snapshots=args.snapshots,
     )
     summary = summarize(record, args.groups)
     emit(args, summary, _format_run(summary))
@@ -359,7 +361,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_GROUPS = ("data", "stats")  # modules of this package that add command groups
+COMMAND_GROUPS = ("data", "stats", "curvature")  # modules of this package that add command groups
 
 COMMANDS = {
     "run": cmd_run,

@@ -21,3 +21,14 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     """Print ``data`` as one JSON document with ``--json``, else ``text``."""
     print(json.dumps(json_safe(data), indent=1, allow_nan=False) if args.json else text)
+
+
+def step_list(text: str) -> list[int]:
+    """Comma-separated optimizer steps, e.g. ``0,1,2,5,10``."""
+    try:
+        steps = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"bad step list {text!r}; expected integers separated by commas, e.g. 0,10,100") from None
+    if not steps or min(steps) < 0:
+        raise argparse.ArgumentTypeError(f"bad step list {text!r}; expected integers >= 0 separated by commas, e.g. 0,10,100")
+    return steps

@@ -3,12 +3,34 @@
 from __future__ import annotations
 
 from heavytail.options import ConfigError, import_object
-from heavytail.presets import linear, linear_inputs, linear_large_step, linear_long, linear_optimizers, token_stats
+from heavytail.presets import (
+    continuous_time,
+    grad_hessian_adam,
+    grad_hessian_gd,
+    linear,
+    linear_inputs,
+    linear_large_step,
+    linear_long,
+    linear_optimizers,
+    token_stats,
+    weighted_quadratic,
+)
 from heavytail.presets.base import Curve, Preset, Scale, Study
 
 PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed ones (Study)
     module.PRESET.name: module.PRESET
-    for module in (linear, linear_optimizers, linear_long, linear_large_step, linear_inputs, token_stats)
+    for module in (
+        linear,
+        linear_optimizers,
+        linear_long,
+        linear_large_step,
+        linear_inputs,
+        grad_hessian_gd,
+        grad_hessian_adam,
+        weighted_quadratic,
+        continuous_time,
+        token_stats,
+    )
 }
 
 

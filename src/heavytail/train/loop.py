@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from typing import Callable, Collection
 
 import torch
 import torch.nn.functional as F
@@ -79,11 +80,14 @@ def train(
     seed: int = 0,
     recorder: HistoryRecorder | None = None,
     progress: bool = False,
+    snapshot_steps: Collection[int] = (),
+    on_snapshot: Callable[[int], None] | None = None,
 ) -> TrainResult:
     """Run ``steps`` optimizer steps (full batch when ``batch_size`` is None) and log per-class losses.
 
     Pass a ``recorder`` to keep the rows logged so far if training is interrupted. Training stops at
-    the first NaN/inf loss and returns with ``diverged=True``.
+    the first NaN/inf loss and returns with ``diverged=True``. ``on_snapshot(t)`` is called when the
+    model holds the iterate after t steps, for each t in ``snapshot_steps`` (before step t+1's update).
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -102,6 +106,7 @@ def train(
     bar = tqdm(total=steps, disable=not progress, unit="step", leave=False, dynamic_ncols=True)
 
     full_normaliser = _loss_normaliser(problem, problem.y)  # the same every full-batch step: computed once
+    snapshot_at = frozenset(snapshot_steps) if on_snapshot is not None else frozenset()
 
     def full_pass(step: int, backward: bool) -> float:
         stats.reset()
@@ -115,6 +120,8 @@ def train(
     try:
         if batch_size is None:
             for done in range(steps + 1):
+                if done in snapshot_at:
+                    on_snapshot(done)
                 optimizer.zero_grad(set_to_none=True)
                 loss = full_pass(done, backward=done < steps)
                 if not math.isfinite(loss):
@@ -126,6 +133,8 @@ def train(
                     bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
         else:
             diverged = not math.isfinite(full_pass(0, backward=False))
+            if 0 in snapshot_at:
+                on_snapshot(0)
             generator = torch.Generator().manual_seed(seed)
             while done < steps and not diverged:
                 stats.reset()
@@ -145,6 +154,8 @@ def train(
                         break
                     optimizer.step()
                     done += 1
+                    if done in snapshot_at:
+                        on_snapshot(done)
                     bar.update(1)
                 loss = recorder.record(done, False, stats)
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
