@@ -14,10 +14,12 @@ import json
 import os
 import sys
 import typing
+from pathlib import Path
 from typing import Any, Sequence
 
+from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, parse_assignments
-from heavytail.cli.common import add_store_options, emit
+from heavytail.cli.common import add_data_dir_option, add_store_options, emit
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
@@ -75,8 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: full batch)")
     p.add_argument("--chunk-size", type=_positive_int, help="samples per forward/backward chunk (default: automatic, by memory)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups in the summary (default: 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
+    add_data_dir_option(p)
     add_store_options(p)
 
     p = sub.add_parser("list", help="show stored runs")
@@ -85,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
-    p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups (default: 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups (default: the problem's natural groups, else 10)")
     p.add_argument("--title", help="figure title")
     add_store_options(p)
 
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
+    add_data_dir_option(p)
     add_store_options(p)
 
     sub.add_parser("optimizers", help="list registered optimizers")
@@ -368,6 +372,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
+    if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
+        os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, RunLocked, SweepError, SelectionError) as exc:

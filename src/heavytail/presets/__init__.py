@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 from heavytail.options import ConfigError, import_object
-from heavytail.presets import linear, linear_inputs, linear_large_step, linear_long, linear_optimizers
+from heavytail.presets import (
+    cnn_barcoded,
+    cnn_barcoded_only,
+    cnn_optimizers,
+    linear,
+    linear_inputs,
+    linear_large_step,
+    linear_long,
+    linear_optimizers,
+)
 from heavytail.presets.base import Curve, Preset, Scale, Study
 
 PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed ones (Study)
     module.PRESET.name: module.PRESET
-    for module in (linear, linear_optimizers, linear_long, linear_large_step, linear_inputs)
+    for module in (linear, linear_optimizers, linear_long, linear_large_step, linear_inputs, cnn_barcoded, cnn_barcoded_only, cnn_optimizers)
 }
 
 

@@ -77,6 +77,18 @@ class FrequencyGroups:
         ends = np.searchsorted(mass, cuts - 1e-12, side="left") + 1  # tolerance for rounding in the cumsum
         return cls(counts=counts, order=order, ends=np.append(ends, len(counts)))
 
+    @classmethod
+    def from_assignment(cls, counts: Any, class_groups: Any) -> FrequencyGroups:
+        """A problem's natural groups: group ``class_groups[k]`` holds class k (group 0 listed first).
+
+        Within a group classes are sorted by count, descending, as in :meth:`from_counts`.
+        """
+        counts = np.asarray(counts, dtype=np.int64)
+        class_groups = np.asarray(class_groups, dtype=np.int64)
+        order = np.lexsort((-counts, class_groups))  # by group, then most frequent first (stable for ties)
+        ends = np.cumsum(np.bincount(class_groups, minlength=int(class_groups.max()) + 1))
+        return cls(counts=counts, order=order, ends=ends)
+
     @property
     def num_groups(self) -> int:
         return len(self.ends)
