@@ -76,7 +76,7 @@ def test_round_trip(tmp_path):
     result = loaded.result
     assert result["status"] == "complete" and result["steps_done"] == 3
     assert result["spec"] == SPEC.to_dict()
-    assert result["problem_info"] == {"n": 64, "d": 80, "c": 15}
+    assert result["problem_info"] == {"n": 64, "d": 80, "c": 15, "num_parameters": 15 * 80 + 15, "num_trainable_parameters": 15 * 80 + 15}
     assert result["initial_loss"] == direct.loss[0]
     assert result["final_loss"] == direct.loss[-1]
     assert result["max_loss"] == direct.loss.max()

@@ -6,9 +6,8 @@ one (yellow), as in the paper's per-class figures.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import matplotlib
 
@@ -39,22 +38,21 @@ def _truncated(history: History, max_step: int | None) -> History:
     """The rows of ``history`` up to ``max_step`` (all of them when None)."""
     if max_step is None:
         return history
-    keep = history.step <= max_step
-    return dataclasses.replace(
-        history,
-        **{f.name: getattr(history, f.name)[keep] for f in dataclasses.fields(history) if f.name != "class_counts"},
-    )
+    return history.select_rows(history.step <= max_step)
 
 
 def figure_per_group(
     records: Sequence[RunRecord],
-    num_groups: int = 10,
+    num_groups: int | None = None,
     *,
     title: str | None = None,
     labels: Sequence[str] | None = None,
     max_step: int | None = None,
 ) -> Figure:
-    """Panels: samples per class (log-log), overall training loss, then the group losses of each run."""
+    """Panels: samples per class (log-log), overall training loss, then the group losses of each run.
+
+    ``num_groups`` equal-mass groups, or with None the problem's natural groups (named in the legend), else 10.
+    """
     if not records:
         raise ValueError("no runs to plot")
     histories: list[History] = [_truncated(r.history, max_step) for r in records]
@@ -64,9 +62,9 @@ def figure_per_group(
     ncols = -(-panels // nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False, layout="constrained")
     axes = axes.ravel()
-    colors = _group_colors(num_groups)
-
     groups = histories[0].groups(num_groups)
+    colors = _group_colors(groups.num_groups)
+    names = _group_names(records[0], num_groups)
     ax = axes[0]
     sorted_counts = groups.counts[groups.order]
     ranks = np.arange(1, len(sorted_counts) + 1)
@@ -86,10 +84,12 @@ def figure_per_group(
     group_top = max(np.nanmax(np.where(np.isfinite(g), g, np.nan)) for g in (h.group_loss(num_groups) for h in histories))
     for ax, history, label in zip(axes[2:], histories, labels):
         group_loss = history.group_loss(num_groups)
-        for g in range(num_groups):
-            ax.plot(history.step, group_loss[:, g], color=colors[g], lw=1.2)
+        for g in range(groups.num_groups):
+            ax.plot(history.step, group_loss[:, g], color=colors[g], lw=1.2, label=names[g] if names else None)
         ax.set(xlabel="step", ylabel="loss per group", title=label, ylim=(0, 1.05 * group_top))
         ax.title.set_fontsize(9)
+        if names:
+            ax.legend(fontsize=7)
     for ax in axes[panels:]:
         ax.axis("off")
     scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, 1))
@@ -100,19 +100,26 @@ def figure_per_group(
     return fig
 
 
+def _group_names(record: RunRecord, num_groups: int | None) -> list[str] | None:
+    """Names of the problem's natural groups when those are drawn (None for equal-mass groups)."""
+    if num_groups is not None or record.history.class_groups is None:
+        return None
+    return (record.result or {}).get("problem_info", {}).get("group_names")
+
+
 def _group_colors(num_groups: int) -> np.ndarray:
     return plt.get_cmap("viridis")(np.linspace(0, 1, num_groups))
 
 
-def figure_horizons(record: RunRecord, horizons: Sequence[int], num_groups: int = 10, *, title: str | None = None) -> Figure:
+def figure_horizons(record: RunRecord, horizons: Sequence[int], num_groups: int | None = None, *, title: str | None = None) -> Figure:
     """One run's group losses over the first ``h`` steps, one panel per horizon ``h`` (v1 Fig 15)."""
     history = record.history
     fig, axes = plt.subplots(1, len(horizons), figsize=(3.6 * len(horizons), 3.0), squeeze=False, layout="constrained")
-    colors = _group_colors(num_groups)
     group_loss = history.group_loss(num_groups)
+    colors = _group_colors(group_loss.shape[1])
     for ax, horizon in zip(axes[0], horizons):
         keep = history.step <= horizon
-        for g in range(num_groups):
+        for g in range(group_loss.shape[1]):
             ax.plot(history.step[keep], group_loss[keep, g], color=colors[g], lw=1.2)
         ax.set(xlabel="step", ylabel="loss per group", title=f"{run_label(record)}: {horizon} steps", ylim=(0, None))
         ax.title.set_fontsize(9)
@@ -141,12 +148,30 @@ def figure_overall(
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path) -> list[Path]:
-    """Save ``fig`` as PNG and PDF next to each other (``path`` with or without a suffix)."""
+def figure_examples(images: Any, titles: Sequence[str], title: str | None = None) -> Figure:
+    """A grid of grey-scale images (n, H, W) with a caption each (the barcode sits in the top row)."""
+    n = len(images)
+    ncols = min(n, 8)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.45 * ncols, 1.75 * nrows), squeeze=False, layout="constrained")
+    for ax, image, caption in zip(axes.ravel(), images, titles):
+        ax.imshow(np.asarray(image), cmap="gray", interpolation="nearest", vmin=0, vmax=255)
+        ax.set_title(caption, fontsize=6)
+    for ax in axes.ravel():
+        ax.set(xticks=[], yticks=[])
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, formats: Sequence[str] = ("png", "pdf")) -> list[Path]:
+    """Save ``fig`` in each of ``formats`` next to each other (``path`` with or without a suffix)."""
     stem = Path(path)
     stem = stem.with_suffix("") if stem.suffix in (".png", ".pdf") else stem
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".pdf")]  # keeps dots in the name
+    paths = [stem.with_name(f"{stem.name}.{suffix}") for suffix in formats]  # keeps dots in the name
     for out in paths:
         fig.savefig(out, dpi=150)
     plt.close(fig)

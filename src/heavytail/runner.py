@@ -123,10 +123,13 @@ def run(
     try:
         store.discard(run_id)  # forced, failed before, or lacking snapshots: start clean
         problem = spec.build_problem().to(dev)
+        problem.info.update(num_parameters=problem.num_parameters, num_trainable_parameters=problem.num_trainable_parameters)
+        if problem.group_names is not None:
+            problem.info["group_names"] = list(problem.group_names)
         if spec.batch_size is not None and spec.batch_size > problem.num_samples:
             raise ConfigError(f"bad batch size {spec.batch_size}; this problem has {problem.num_samples} samples")
         optimizer = make_optimizer(spec.optimizer, problem.model.parameters(), spec.lr, spec.optimizer_options)
-        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights)
+        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
         chunk = chunk_size or auto_chunk_size(problem)
 
         def keep_snapshot(step: int) -> None:
@@ -197,8 +200,11 @@ def _finish(
         store.release(run_id)
 
 
-def summarize(record: RunRecord, num_groups: int = 10) -> dict[str, Any]:
-    """The numbers a user checks first: sizes, initial/final/max loss, and group losses (most to least frequent)."""
+def summarize(record: RunRecord, num_groups: int | None = None) -> dict[str, Any]:
+    """The numbers a user checks first: sizes, initial/final/max loss, and group losses (most to least frequent).
+
+    ``num_groups`` equal-mass groups, or with None the problem's natural groups if it has them, else 10.
+    """
     result = record.result or {}
     spec = record.spec.to_dict()
     info = result.get("problem_info", {})
@@ -216,6 +222,8 @@ def summarize(record: RunRecord, num_groups: int = 10) -> dict[str, Any]:
         "n": info.get("n"),
         "d": info.get("d"),
         "c": info.get("c"),
+        "num_parameters": info.get("num_parameters"),
+        "num_trainable_parameters": info.get("num_trainable_parameters"),
         "initial_loss": result.get("initial_loss"),
         "final_loss": result.get("final_loss"),
         "max_loss": result.get("max_loss"),
@@ -229,6 +237,10 @@ def summarize(record: RunRecord, num_groups: int = 10) -> dict[str, Any]:
         out["group_loss_initial"] = groups[0].tolist()
         out["group_loss_final"] = groups[-1].tolist()
         out["groups"] = history.groups(num_groups).describe()
+        names = info.get("group_names")
+        if num_groups is None and names and history.class_groups is not None:
+            for row, name in zip(out["groups"], names):
+                row["name"] = name
     else:
         out["group_loss_initial"] = out["group_loss_final"] = None
     if "error" in result:

@@ -14,8 +14,10 @@ import json
 import os
 import sys
 import typing
+from pathlib import Path
 from typing import Any, Sequence
 
+from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, parse_assignments
 from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
 from heavytail.spec import RunSpec, TrackedSpec
@@ -76,9 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: full batch)")
     p.add_argument("--chunk-size", type=_positive_int, help="samples per forward/backward chunk (default: automatic, by memory)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups in the summary (default: 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
     p.add_argument("--snapshots", type=step_list, default=[], metavar="STEPS", help="keep the model's parameters after these steps, e.g. 0,10,100 (for `heavytail curvature`)")
+    add_data_dir_option(p)
     add_store_options(p)
 
     p = sub.add_parser("list", help="show stored runs")
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work; a tracked run's name plots every run of that name); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
-    p.add_argument("--groups", type=_positive_int, default=10, help="frequency groups (default: 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups (default: the problem's natural groups, else 10)")
     p.add_argument("--title", help="figure title")
     add_store_options(p)
 
@@ -303,8 +306,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         emit(args, rows, "\n".join(lines))
         return 0
     preset = get_preset(args.preset)
-    if args.data_dir:  # every study, problem and worker process reads the data directory from the environment
-        os.environ["HEAVYTAIL_DATA"] = str(args.data_dir)
     cost = preset.cost(args.scale)  # also validates the scale before anything runs
     if args.executor == "local":
         resolve_device(args.device)
@@ -376,6 +377,8 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
+    if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
+        os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, RunLocked, SweepError, SelectionError) as exc:

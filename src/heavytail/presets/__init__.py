@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from heavytail.options import ConfigError, import_object
 from heavytail.presets import (
+    cnn_barcoded,
+    cnn_barcoded_only,
+    cnn_optimizers,
     continuous_time,
     grad_hessian_adam,
     grad_hessian_gd,
@@ -30,6 +33,9 @@ PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed on
         weighted_quadratic,
         continuous_time,
         token_stats,
+        cnn_barcoded,
+        cnn_barcoded_only,
+        cnn_optimizers,
     )
 }
 

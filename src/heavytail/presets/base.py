@@ -51,6 +51,7 @@ class Scale:
     curves: Mapping[str, Curve]
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
+    variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,7 @@ class Preset:
     scales: Mapping[str, Scale]
     problem: str = "linear"
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> extra problem options
+    variant_problems: Mapping[str, str] = field(default_factory=dict)  # label -> problem, for variants that are other problems
     figure: FigureKind = "groups"
     aliases: tuple[str, ...] = ()
     notes: str = ""
@@ -74,19 +76,24 @@ class Preset:
         except KeyError:
             raise ConfigError(f"unknown scale {name!r} for preset {self.name!r}; choose one of: {', '.join(self.scales)}") from None
 
+    def problem_name(self, label: str) -> str:
+        """The registered problem a variant (or the single problem) trains."""
+        return self.variant_problems.get(label, self.problem)
+
     def problems(self, scale: str) -> dict[str, dict[str, Any]]:
         """Problem label -> full problem options; a single-problem preset has the label ``problem``."""
-        base = dict(self.scale(scale).problem_options)
+        s = self.scale(scale)
+        base = dict(s.problem_options)
         if not self.variants:
             return {self.problem: base}
-        return {label: {**base, **extra} for label, extra in self.variants.items()}
+        return {label: {**base, **extra, **s.variant_options.get(label, {})} for label, extra in self.variants.items()}
 
     def cost(self, scale: str) -> dict[str, Any]:
         """Expected number of runs, total FLOPs and minutes on a 2-core CPU (before any grid extension)."""
         s = self.scale(scale)
         runs = flops = 0.0
-        for options in self.problems(scale).values():
-            per_step = make_problem_options(self.problem, options).flops_per_step()
+        for label, options in self.problems(scale).items():
+            per_step = make_problem_options(self.problem_name(label), options).flops_per_step()
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * s.steps * per_step

@@ -2,12 +2,18 @@
 
 from heavytail.problems.base import Problem, class_loss_weights
 from heavytail.problems.linear import LinearProblem
+from heavytail.problems.mnist import BarcodedOnlyProblem, MnistBarcodedProblem, MnistProblem
 from heavytail.problems.registry import make_problem_options, problem_names, register_problem
 
 register_problem("linear", LinearProblem)
+for _mnist_problem in (MnistProblem, MnistBarcodedProblem, BarcodedOnlyProblem):
+    register_problem(_mnist_problem.name, _mnist_problem)
 
 __all__ = [
+    "BarcodedOnlyProblem",
     "LinearProblem",
+    "MnistBarcodedProblem",
+    "MnistProblem",
     "Problem",
     "class_loss_weights",
     "make_problem_options",

@@ -22,6 +22,9 @@ class Problem:
     y: torch.Tensor
     num_classes: int
     class_weights: torch.Tensor | None = None
+    class_groups: torch.Tensor | None = None  # the problem's natural group of each class (None: equal-mass groups)
+    group_names: tuple[str, ...] | None = None  # names of the natural groups, most frequent first
+    activation_bytes_per_sample: int = 0  # memory a sample's forward/backward holds besides its logits (sizes chunks)
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -31,6 +34,14 @@ class Problem:
     def class_counts(self) -> torch.Tensor:
         """Number of training targets of each class (CPU, int64)."""
         return torch.bincount(self.y.reshape(-1).cpu(), minlength=self.num_classes)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+    @property
+    def num_trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     def to(self, device: torch.device | str) -> Problem:
         """Move model, data and weights to ``device`` (in place for the model) and return self."""

@@ -14,6 +14,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from heavytail.presets.base import Curve, Preset, Study
 from heavytail.runner import summarize
 from heavytail.spec import RunSpec
@@ -32,9 +34,9 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
     return RunSpec(
-        problem=preset.problem,
+        problem=preset.problem_name(label),
         problem_options=options,
         optimizer=curve.optimizer,
         optimizer_options=curve.options,
@@ -85,7 +87,7 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, problems[key.problem], curve, s.steps, exponent, seed)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, s.steps, exponent, seed)
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
@@ -113,7 +115,7 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, options, curve, s.steps, exponent, first_seed).run_id)
+            record = store.load(_spec(preset, label, options, curve, s.steps, exponent, first_seed).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
@@ -121,8 +123,15 @@ def reproduce(
                 group_loss_initial=brief["group_loss_initial"],
                 group_loss_final=brief["group_loss_final"],
             )
+            if s.show_steps is not None and s.show_steps < s.steps:
+                entry.update(_shown(record, s.show_steps))
             section[name] = entry
-        sections[label] = {"problem_options": options, "sizes": _sizes(records[label]), "optimizers": section}
+        sections[label] = {
+            "problem": preset.problem_name(label),
+            "problem_options": options,
+            "sizes": _sizes(records[label]),
+            "optimizers": section,
+        }
     if preset.variants:
         summary["problems"] = sections
     else:
@@ -172,6 +181,13 @@ def _choose(curve: Curve, outcomes: dict[tuple[Fraction, int], Outcome]) -> tupl
     selection = select_step_size(outcomes.values(), curve.grid)
     entry = {"lr": selection.lr, "reason": selection.reason, "rule": selection.rule, "grid": selection.grid}
     return entry, selection.exponent
+
+
+def _shown(record: RunRecord, show_steps: int) -> dict[str, Any]:
+    """The group losses at the last logged step the figure shows, so the summary matches the picture."""
+    history = record.history
+    row = int(np.flatnonzero(history.step <= show_steps)[-1])
+    return {"show_step": int(history.step[row]), "group_loss_shown": history.group_loss()[row].tolist()}
 
 
 def _sizes(records: dict[str, RunRecord]) -> dict[str, Any]:

@@ -40,9 +40,9 @@ class TrainResult:
 
 
 def auto_chunk_size(problem: Problem) -> int:
-    """Samples per chunk so that logits, probabilities and their gradient fit in the memory budget."""
+    """Samples per chunk so that logits, probabilities, their gradient and the model's activations fit in the memory budget."""
     targets_per_sample = problem.y[0].numel() if problem.y.dim() > 1 else 1
-    bytes_per_sample = 3 * 4 * problem.num_classes * targets_per_sample
+    bytes_per_sample = 3 * 4 * problem.num_classes * targets_per_sample + problem.activation_bytes_per_sample
     return max(1, LOGIT_MEMORY_BUDGET // bytes_per_sample)
 
 
@@ -97,7 +97,7 @@ def train(
     chunk = chunk_size or auto_chunk_size(problem)
     if chunk < 1:
         raise ValueError(f"chunk size must be >= 1, got {chunk}")
-    recorder = recorder or HistoryRecorder(problem.class_counts(), problem.class_weights)
+    recorder = recorder or HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
     stats = ClassStats(problem.num_classes, problem.y.device)
     forward = _Pass(problem, stats)
     model = problem.model

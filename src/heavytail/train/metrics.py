@@ -109,11 +109,14 @@ class FrequencyGroups:
 
     @classmethod
     def from_assignment(cls, counts: Any, group_of: Any) -> FrequencyGroups:
-        """Given groups instead of equal-mass ones (a problem's natural groups): ``group_of[k]`` is class k's group."""
+        """Given groups instead of equal-mass ones (a problem's natural groups): ``group_of[k]`` is class k's group.
+
+        Group 0 is listed first; within a group classes are sorted by count, descending, as in :meth:`from_counts`.
+        """
         counts, group_of = np.asarray(counts, dtype=np.int64), np.asarray(group_of, dtype=np.int64)
         if group_of.shape != counts.shape or (len(group_of) and group_of.min() < 0):
             raise ValueError(f"need one group index >= 0 per class ({len(counts)} classes), got shape {group_of.shape}")
-        order = np.argsort(group_of, kind="stable")
+        order = np.lexsort((-counts, group_of))  # by group, then most frequent first (stable for ties)
         ends = np.cumsum(np.bincount(group_of, minlength=int(group_of.max(initial=-1)) + 1))
         return cls(counts=counts, order=order, ends=ends)
 

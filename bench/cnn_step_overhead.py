@@ -1,0 +1,103 @@
+"""Cost of heavytail's training loop per full-batch CNN step on MNIST + Barcoded, against bare PyTorch.
+
+Measures, in one run, on ``mnist-barcoded`` at the small scale of ``reproduce cnn-barcoded`` (the
+10,000 MNIST test images: 300 per digit + 640 barcoded classes of one image, n = 3,640, c = 650, CNN
+16/32):
+
+1. ours: ``heavytail.train.train`` with ``make_optimizer("gd+m")`` and a ``HistoryRecorder`` (every
+   per-class loss and accuracy on), whole call / steps, so the fixed costs (set-up, the final extra
+   forward pass) are amortised over ``--steps``;
+2. bare: the same CNN, forward, ``F.cross_entropy`` (mean), backward, ``torch.optim.SGD(momentum=0.9)``
+   step, ``zero_grad`` on the same full batch.
+Both start from the same weights. Repetitions are interleaved (ours, bare, ours, ...) after a warm-up
+round; medians. Goal: ours / bare - 1 <= 5 %.
+
+Run:  python bench/cnn_step_overhead.py [--steps 10] [--repeats 5] [--data-dir ../shared/data] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from heavytail.optim import make_optimizer
+from heavytail.presets.cnn_barcoded import SMALL_DATA
+from heavytail.problems import make_problem_options
+from heavytail.train import HistoryRecorder, train
+
+GOAL, LR = 0.05, 0.01
+
+
+def clock(fn: Callable[[], object], device: torch.device) -> float:
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    sync()
+    start = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10, help="training steps per repetition (default 10)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--data-dir", default=None, help="data directory holding mnist/ (default: $HEAVYTAIL_DATA)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+    args = parser.parse_args(argv)
+    if args.data_dir:
+        os.environ["HEAVYTAIL_DATA"] = args.data_dir
+    device, steps = torch.device(args.device), args.steps
+    load = os.getloadavg()[0]
+    problem = make_problem_options("mnist-barcoded", SMALL_DATA).build(seed=0).to(device)
+    x, y, model = problem.x, problem.y, problem.model
+    init = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def ours() -> Callable[[], object]:
+        model.load_state_dict(init)
+        optimizer = make_optimizer("gd+m", model.parameters(), LR)
+        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
+        return lambda: train(problem, optimizer, steps, recorder=recorder)
+
+    def bare() -> Callable[[], object]:
+        model.load_state_dict(init)
+        optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
+
+        def run() -> None:
+            for _ in range(steps):
+                F.cross_entropy(model(x), y).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+        return run
+
+    times: dict[str, list[float]] = {"heavytail train()": [], "bare PyTorch loop": []}
+    makers = {"heavytail train()": ours, "bare PyTorch loop": bare}
+    for rep in range(args.repeats + 1):  # repetition 0 is the warm-up
+        for name, make in makers.items():
+            seconds = clock(make(), device) / steps
+            if rep:
+                times[name].append(seconds)
+    median = {name: statistics.median(t) for name, t in times.items()}
+    print(f"mnist-barcoded small: n={len(y)} c={problem.num_classes}, CNN 16/32, {problem.num_parameters:,} parameters")
+    print(f"device={device} threads={torch.get_num_threads()}, {steps} steps x {args.repeats} interleaved repeats (+1 warm-up), "
+          f"medians; 1-min load avg at start {load:.2f}")
+    for name, t in times.items():
+        print(f"{name:20s}{median[name] * 1e3:10.1f} ms/step  (min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f})")
+    overhead = median["heavytail train()"] / median["bare PyTorch loop"] - 1
+    from_minima = min(times["heavytail train()"]) / min(times["bare PyTorch loop"]) - 1
+    ok = overhead <= GOAL
+    print(f"overhead ours/bare - 1 = {overhead:+.1%}  goal <= {GOAL:.0%}  {'PASS' if ok else 'MISS'}  (from the minima: {from_minima:+.1%};"
+          f" the final extra forward pass alone is ~{1 / (3 * steps):.1%})")
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
