@@ -62,9 +62,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _reused(store: Store, run_id: str) -> RunRecord:
-    record = store.load(run_id)
-    record.skipped = True
+def _reused(store: Store, run_id: str) -> RunRecord | None:
+    """The stored run marked as reused if it is finished and verifies, else None."""
+    record = store.finished(run_id)
+    if record is not None:
+        record.skipped = True
     return record
 
 
@@ -76,18 +78,24 @@ def run(
     force: bool = False,
     progress: bool = False,
     chunk_size: int | None = None,
+    claim_attempts: int = 25,
 ) -> RunRecord:
-    """Compute ``spec`` (or reuse its stored result) and return the stored record."""
+    """Compute ``spec`` (or reuse its stored result) and return the stored record.
+
+    :class:`RunLocked` if another process holds the run after ``claim_attempts`` tries 20 ms apart.
+    """
     store = store if isinstance(store, Store) else Store(store)
     spec = spec.normalized()
     dev = resolve_device(device)
     run_id = spec.run_id
-    if not force and store.status(run_id) in FINISHED:
-        return _reused(store, run_id)
-    store.claim(spec)
-    if not force and store.status(run_id) in FINISHED:  # another process finished it meanwhile
+    if not force and (record := _reused(store, run_id)) is not None:
+        return record
+    store.claim(spec, attempts=claim_attempts)  # quarantines the run first if its files are damaged
+    if not force and store.status(run_id) in FINISHED:  # another process finished it meanwhile (claim verified it)
         store.release(run_id)
-        return _reused(store, run_id)
+        record = store.load(run_id)
+        record.skipped = True
+        return record
     started, recorder, problem = _now(), None, None
     try:
         if force:
