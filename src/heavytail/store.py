@@ -300,11 +300,11 @@ class Store:
             raise ConfigError(f"no run {prefix!r} in {self.root}; `heavytail list --results {self.root}` shows them")
         raise ConfigError(f"run id prefix {prefix!r} is ambiguous in {self.root}: {', '.join(sorted(matches))}")
 
-    def require_root(self) -> None:
-        """One-line error when the results path does not exist or is not a directory (for commands that only read)."""
-        if not self.root.exists():
+    def require_root(self, must_exist: bool = True) -> None:
+        """One-line error when the results path is not a directory, or (``must_exist``, for commands that only read) is missing."""
+        if must_exist and not self.root.exists():
             raise ConfigError(f"results directory {str(self.root)!r} does not exist")
-        if not self.root.is_dir():
+        if self.root.exists() and not self.root.is_dir():
             raise ConfigError(f"results path {str(self.root)!r} is a file, not a results directory")
 
     def run_ids(self) -> list[str]:

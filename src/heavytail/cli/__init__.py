@@ -170,6 +170,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
     )
+    Store(args.results).require_root(must_exist=False)
     record = run(
         spec,
         Store(args.results),
@@ -330,8 +331,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     preset = get_preset(args.preset)
     cost = preset.cost(args.scale)  # also validates the scale before anything runs
+    Store(args.results).require_root(must_exist=False)
     if args.executor == "local":
         resolve_device(args.device)
+    if isinstance(preset, Study):
+        executor: Any = None
+    elif args.executor == "slurm":
+        executor = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
+    else:
+        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     if not args.json:
         print(
             f"{preset.name} ({args.scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure}): "
@@ -344,10 +352,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         summary = run_study(preset, args.scale, store=Store(args.results), device=args.device, out=args.out, progress=progress)
         emit(args, summary, _format_study(summary))
         return 0
-    if args.executor == "slurm":
-        executor: Any = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
-    else:
-        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     summary = reproduce(
         preset,
         args.scale,
