@@ -214,7 +214,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def _default_plot_records(store: Store) -> list[Any]:
     """For each optimizer, its newest finished run on the newest finished run's problem (same steps and seed)."""
-    finished = [r for r in store.records() if r.status in ("complete", "diverged") and r.has_history]  # corrupt runs are left out
+    finished = [r for r in map(store.finished, store.run_ids()) if r is not None and r.has_history]  # damaged runs left out
     if not finished:
         raise ConfigError(f"no finished runs to plot in {store.root}")
     finished.sort(key=lambda r: r.result.get("finished", ""))
