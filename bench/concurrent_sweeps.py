@@ -7,7 +7,10 @@ more than once. Prints both wall times, the speed-up (goal: >= 1.5x for 4 proces
 the duplicates (goal: 0), and whether all N processes (and the single one) chose the same step sizes.
 Other busy processes skew the wall times; the speed-up holds better than the absolute numbers.
 
-Run:  nice -n 5 python bench/concurrent_sweeps.py [--preset linear-inputs] [--processes 4] [--check]
+``--steps T`` runs the preset's own grids and protocol with every run cut to T steps (a cheaper sweep
+of the same shape, for a loaded machine).
+
+Run:  nice -n 5 python bench/concurrent_sweeps.py [--preset linear-inputs] [--steps T] [--processes 4] [--check]
 """
 
 from __future__ import annotations
@@ -40,13 +43,24 @@ sys.exit(main(["reproduce", sys.argv[2], "--results", sys.argv[3], "--out", sys.
 """
 
 
+SHORTENED = """
+import dataclasses
+from heavytail.presets import get_preset
+
+_preset = get_preset({name!r})
+_scale = dataclasses.replace(_preset.scales["small"], steps={steps}, show_steps=None)
+PRESET = dataclasses.replace(_preset, name=_preset.name + "-{steps}steps", scales={{"small": _scale}})
+"""
+
+
 def sweep(preset: str, root: Path, processes: int) -> tuple[float, list[dict], list[tuple[str, str]]]:
     """Start ``processes`` sweeps of ``preset`` on the store ``root`` at once: wall time, summaries, (run id, pid) computed."""
     log = root / "computed.log"
     start = time.perf_counter()
     children = [
         subprocess.Popen([sys.executable, "-c", CHILD, str(log), preset, str(root / "store"), str(root / f"out{i}")],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(root.parent), os.environ.get("PYTHONPATH", "")])})  # fmt: skip
         for i in range(processes)
     ]
     outputs = [child.communicate() for child in children]
@@ -67,17 +81,23 @@ def choices(summary: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", default="linear-inputs")
+    parser.add_argument("--steps", type=int, help="cut every run to this many steps (default: the preset's)")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--check", action="store_true", help="exit 1 if speed-up < 1.5, any duplicate, or any disagreement")
     args = parser.parse_args()
     cores = len(os.sched_getaffinity(0))
-    print(f"preset {args.preset}, {cores} cores, load average {os.getloadavg()[0]:.2f} at start", flush=True)
+    steps = f", runs cut to {args.steps} steps" if args.steps else ""
+    print(f"preset {args.preset}{steps}, {cores} cores, load average {os.getloadavg()[0]:.2f} at start", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
+        preset = args.preset
+        if args.steps:
+            (Path(tmp) / "shortened_preset.py").write_text(SHORTENED.format(name=args.preset, steps=args.steps))
+            preset = "shortened_preset:PRESET"
         (Path(tmp) / "one").mkdir()
         (Path(tmp) / "many").mkdir()
-        t1, (alone,), computed1 = sweep(args.preset, Path(tmp) / "one", 1)
+        t1, (alone,), computed1 = sweep(preset, Path(tmp) / "one", 1)
         print(f"1 process:   {t1:7.1f} s, {len(computed1)} runs computed", flush=True)
-        tn, summaries, computed = sweep(args.preset, Path(tmp) / "many", args.processes)
+        tn, summaries, computed = sweep(preset, Path(tmp) / "many", args.processes)
     per_run = collections.Counter(run_id for run_id, _ in computed)
     per_process = collections.Counter(pid for _, pid in computed)
     duplicates = sum(n - 1 for n in per_run.values())
