@@ -3,22 +3,26 @@
 Every executor writes to the same store through :func:`heavytail.run`, so finished runs are skipped
 and a killed sweep loses nothing that already finished. Several sweeps on one store share the work:
 a worker that finds a run locked by another process moves on to the next run nobody holds, and
-comes back to the locked ones (reusing their results) once nothing else is left to start.
+comes back to the locked ones (reusing their results) once nothing else is left to start. Local
+sweeps on one host register under ``RESULTS/sweeps/`` so that they split the cores between them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -29,7 +33,7 @@ from heavytail.problems import register_problem
 from heavytail.problems.registry import problem_class
 from heavytail.runner import run
 from heavytail.spec import RunSpec
-from heavytail.store import FINISHED, RunLocked, Store
+from heavytail.store import FINISHED, RunLocked, Store, _is_locked
 
 POLL_SECONDS = 1.0  # how often a sweep with only other processes' runs left checks on them
 LOCKED = "locked"  # what run_task reports for a run another process holds
@@ -89,6 +93,27 @@ def wait_for_others(specs: Sequence[RunSpec], store: Store) -> None:
         time.sleep(POLL_SECONDS)
 
 
+@contextmanager
+def registered_sweep(store: Store) -> Iterator[None]:
+    """Hold a lock file ``RESULTS/sweeps/HOST.PID.lock`` while this process sweeps into ``store``."""
+    folder = store.root / "sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{socket.gethostname()}.{os.getpid()}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def sweeps_on_this_host(store: Store) -> int:
+    """How many processes of this host are sweeping into ``store`` now (at least 1)."""
+    files = (store.root / "sweeps").glob(f"{socket.gethostname()}.*.lock")
+    return max(1, sum(1 for path in files if _is_locked(path)))
+
+
 class Executor(Protocol):
     """Runs a batch of specs to completion (results land in the store); returns the runs that raised."""
 
@@ -100,7 +125,8 @@ class Executor(Protocol):
 @dataclass
 class LocalExecutor:
     """``workers`` processes on this machine (default: one per core); the cores are split between the runs
-    that execute at once (a batch smaller than the pool gives each run more torch threads)."""
+    that execute at once, those of other sweeps into the same store on this host included (a batch
+    smaller than the pool gives each run more torch threads)."""
 
     workers: int | None = None
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -127,14 +153,16 @@ class LocalExecutor:
         """Keep ``workers`` runs in flight; a run another process holds is set aside and retried once
         nothing else is left to start, so concurrent sweeps on one store split the work between them."""
         submit = self._submit()
-        threads = None if self.workers == 1 else max(1, self.cores // min(self.workers, len(specs)))
         queue, held_elsewhere = deque(specs), []
         futures: dict[Future[str], RunSpec] = {}
         failures = []
-        with tqdm(total=len(specs), disable=not progress, unit="run", leave=False) as bar:
+        initial_threads = torch.get_num_threads()
+        with registered_sweep(store), tqdm(total=len(specs), disable=not progress, unit="run", leave=False) as bar:
             while queue or futures or held_elsewhere:
                 while queue and len(futures) < self.workers:
                     spec = queue.popleft()
+                    at_once = min(self.workers, len(specs)) * sweeps_on_this_host(store)  # runs sharing this host's cores
+                    threads = max(1, self.cores // at_once)
                     futures[submit(run_task, Task.of(spec, store, device, threads))] = spec
                 if not futures:
                     wait_for_others(held_elsewhere, store)
@@ -155,6 +183,7 @@ class LocalExecutor:
                     if exc is not None:
                         failures.append(RunFailure(spec, f"{type(exc).__name__}: {exc}"))
                     bar.update(1)
+        torch.set_num_threads(initial_threads)  # the inline path set this process's own
         return failures
 
     def close(self, abort: bool = False) -> None:
