@@ -123,13 +123,13 @@ def test_reproduce_recomputes_a_damaged_run_of_its_sweep(tmp_path, capsys, monke
     from heavytail.sweep.executors import LocalExecutor
     from heavytail.sweep.reproduce import reproduce
 
-    (tmp_path / "tiny_preset.py").write_text(
+    (tmp_path / "one_run_preset.py").write_text(
         "from heavytail.presets import Curve, Preset, Scale\n"
-        "TINY = Preset(name='tiny', title='t', v1_figure='-', neurips_figure='-', scales={'small': Scale("
+        "ONE_RUN = Preset(name='one-run', title='t', v1_figure='-', neurips_figure='-', scales={'small': Scale("
         "problem_options={'m': 3}, steps=3, curves={'gd': Curve('gd', fixed=-1)})})\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
-    preset, store = get_preset("tiny_preset:TINY"), Store(tmp_path / "results")
+    preset, store = get_preset("one_run_preset:ONE_RUN"), Store(tmp_path / "results")
     first = reproduce(preset, store=store, executor=LocalExecutor(1), out=tmp_path / "out")
     (run_id,) = store.run_ids()
     _flip_a_byte(store.run_dir(run_id) / "history.npz")
