@@ -166,7 +166,7 @@ def test_reproduce_cli_json_list_and_errors(tiny, tmp_path, capsys):
     for argv, expected in [
         (["reproduce", "lineer"], "unknown preset 'lineer'; choose one of: cnn-barcoded,"),
         (["reproduce", "linear", "--scale", "huge"], "unknown scale 'huge' for preset 'linear'; choose one of: small, paper"),
-        (["reproduce", "linear", "--workers", "0"], "expected a positive integer, got '0'"),
+        (["reproduce", "linear", "--workers", "0"], "got '0'; expected an integer >= 1"),
         (["reproduce", "linear", "--executor", "k8s"], "invalid choice: 'k8s' (choose from 'local', 'slurm')"),
     ]:
         assert exit_code(argv) == 2

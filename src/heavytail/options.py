@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import importlib
+import math
 import os
 import sys
 import types
@@ -59,6 +60,20 @@ def literal(value: Any) -> Any:
         return value
 
 
+def check_finite(value: Any, where: str) -> None:
+    """Refuse NaN and infinities, alone or inside a tuple, also spelled as text (``nan``, ``1e999``): a stored
+    spec would read them as null and a run with them can only diverge. ``where`` prefixes the bad value."""
+    parsed = literal(value)
+    for item in parsed if isinstance(parsed, (tuple, list)) else (parsed,):
+        if isinstance(item, str):
+            try:
+                item = float(item)
+            except ValueError:
+                continue
+        if isinstance(item, float) and not math.isfinite(item):
+            raise ConfigError(f"bad {where}{value!r}; expected a finite number")
+
+
 def _fraction(value: Any) -> float | None:
     """``"1/2"`` as 0.5 (the paper writes reweighting powers as fractions); None if not a fraction."""
     try:
@@ -91,10 +106,11 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     if hint in (int, float):
         try:
             number = hint(value) if not isinstance(value, bool) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             number = _fraction(value) if hint is float else None
         if number is None or (hint is int and isinstance(value, float) and value != int(value)):
             raise ConfigError(f"bad {where}{value!r}; expected {'an integer' if hint is int else 'a number'}")
+        check_finite(value, where)
         return number
     if hint is str:
         return str(value)

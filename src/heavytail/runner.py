@@ -62,9 +62,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def _reused(store: Store, run_id: str) -> RunRecord:
-    record = store.load(run_id)
-    record.skipped = True
+def _reused(store: Store, run_id: str) -> RunRecord | None:
+    """The stored run marked as reused if it is finished and verifies, else None."""
+    record = store.finished(run_id)
+    if record is not None:
+        record.skipped = True
     return record
 
 
@@ -95,11 +97,13 @@ def run(
     progress: bool = False,
     chunk_size: int | None = None,
     snapshots: Iterable[int] = (),
+    claim_attempts: int = 25,
 ) -> RunRecord:
     """Compute ``spec`` (or reuse its stored result) and return the stored record.
 
     ``snapshots`` lists steps whose model parameters are kept (``record.snapshot(t)``); they are not
     part of the run id, and a stored run that lacks some of them is recomputed, keeping the old ones too.
+    :class:`RunLocked` if another process holds the run after ``claim_attempts`` tries 20 ms apart.
     """
     store = store if isinstance(store, Store) else Store(store)
     spec = spec.normalized()
@@ -107,15 +111,18 @@ def run(
     run_id = spec.run_id
     wanted = _snapshot_steps(spec, snapshots)
 
-    def reusable() -> bool:
-        return store.status(run_id) in FINISHED and not _lacks_snapshots(store, run_id, wanted)
+    def reusable() -> RunRecord | None:
+        record = _reused(store, run_id)  # finished, and every file verifies
+        return None if record is None or _lacks_snapshots(store, run_id, wanted) else record
 
-    if not force and reusable():
-        return _reused(store, run_id)
-    store.claim(spec)
-    if not force and reusable():  # another process finished it meanwhile
+    if not force and (record := reusable()) is not None:
+        return record
+    store.claim(spec, attempts=claim_attempts)  # quarantines the run first if its files are damaged
+    if not force and store.status(run_id) in FINISHED and not _lacks_snapshots(store, run_id, wanted):  # finished meanwhile
         store.release(run_id)
-        return _reused(store, run_id)
+        record = store.load(run_id)
+        record.skipped = True
+        return record
     started, recorder, problem = _now(), None, None
     if store.status(run_id) in FINISHED:  # recomputed for its snapshots: keep the ones it had
         wanted = sorted(set(wanted) | set(store.load(run_id).snapshot_steps))

@@ -62,8 +62,8 @@ class RunSpec:
             return self
         problem_options = non_defaults(make_problem_options(self.problem, self.problem_options))
         defaults = resolve_optimizer(self.optimizer).default_options()
+        optimizer_kwargs(self.optimizer, self.optimizer_options)  # validates option names and values, as given
         given = {key: literal(value) for key, value in self.optimizer_options.items()}
-        optimizer_kwargs(self.optimizer, given)  # validates option names
         optimizer_options = {
             key: value for key, value in given.items() if _jsonable(defaults.get(key, object())) != _jsonable(value)
         }

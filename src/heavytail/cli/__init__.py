@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import importlib
 import json
+import math
 import os
 import sys
 import typing
@@ -21,33 +22,54 @@ from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, parse_assignments
 from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
 from heavytail.spec import RunSpec, TrackedSpec
+from heavytail.integrity import CorruptRunError
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
 from heavytail.sweep.reproduce import SweepError
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _int_at_least(low: int, high: int = 2**63 - 1) -> Any:
+    """An argparse type: an integer in [low, high], refused in one line naming the value as typed."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            bound = f">= {low}" if high == 2**63 - 1 else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer {bound}")
+        return value
+
+    return parse
+
+
+_positive_int = _int_at_least(1)
+_count = _int_at_least(0)
 
 
 def _step_size(text: str) -> float:
     """A step size as a number (``0.01``, ``1e-3``) or a power of ten in the paper's notation (``10^-2.5``)."""
-    if text.startswith(("10^", "10**")):
-        try:
-            return lr_of(parse_exponent(text))
-        except ConfigError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
+    expected = "expected a finite positive number (0.01, 1e-3) or 10^E (10^-2.5)"
     try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"bad step size {text!r}; expected a number (0.01, 1e-3) or 10^E (10^-2.5)") from None
+        value = lr_of(parse_exponent(text)) if text.startswith(("10^", "10**")) else float(text)
+    except (ConfigError, ValueError, OverflowError):
+        value = None
+    if value is None or not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"bad step size {text!r}; {expected}")
+    return value
+
+
+def _group_count(asked: int | None, num_classes: int, natural: bool = False) -> int | None:
+    """``--groups`` clamped to the number of classes, since more would only add empty groups (a note on
+    stderr when a number the user gave is clamped); not given: None for a problem's natural groups, else 10."""
+    if asked is None and natural:
+        return None
+    if asked is None or asked <= num_classes:
+        return min(asked or 10, num_classes)
+    print(f"heavytail: note: --groups {asked} is more than the problem's {num_classes} classes; showing {num_classes} groups", file=sys.stderr)
+    return num_classes
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,14 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem", metavar="PROBLEM", help="problem name, e.g. linear (see `heavytail problems`)")
     p.add_argument("--optimizer", required=True, metavar="NAME", help="registered name (see `heavytail optimizers`) or package.module:Class")
     p.add_argument("--lr", required=True, type=_step_size, help="step size: a number or 10^E (e.g. 10^-2.5, as the presets use)")
-    p.add_argument("--steps", type=int, default=100, help="optimizer steps (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="seed for data and initialisation (default: 0)")
+    p.add_argument("--steps", type=_count, default=100, help="optimizer steps (default: 100)")
+    p.add_argument("--seed", type=_count, default=0, help="seed for data and initialisation, >= 0 (default: 0)")
     p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE", help="problem option, repeatable (e.g. -p m=9)")
     p.add_argument("-o", dest="optimizer_options", action="append", metavar="KEY=VALUE", help="optimizer option, repeatable (e.g. -o momentum=0.5)")
     p.add_argument("--batch-size", type=_positive_int, help="mini-batch size (default: full batch)")
     p.add_argument("--chunk-size", type=_positive_int, help="samples per forward/backward chunk (default: automatic, by memory)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default: cpu)")
-    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10; at most one per class)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
     p.add_argument("--snapshots", type=step_list, default=[], metavar="STEPS", help="keep the model's parameters after these steps, e.g. 0,10,100 (for `heavytail curvature`)")
     add_data_dir_option(p)
@@ -90,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw the paper-style per-group figure (PNG and PDF)")
     p.add_argument("run_ids", nargs="*", metavar="RUN_ID", help="runs to plot (unique prefixes work; a tracked run's name plots every run of that name); default: each optimizer's newest run on the newest run's problem")
     p.add_argument("--out", metavar="PATH", help="output path without suffix (default: RESULTS/figures/...)")
-    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups (default: the problem's natural groups, else 10)")
+    p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups (default: the problem's natural groups, else 10; at most one per class)")
     p.add_argument("--title", help="figure title")
     add_store_options(p)
 
@@ -156,6 +178,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
     )
+    Store(args.results).require_root(must_exist=False)
     record = run(
         spec,
         Store(args.results),
@@ -165,38 +188,43 @@ def cmd_run(args: argparse.Namespace) -> int:
         chunk_size=args.chunk_size,
         snapshots=args.snapshots,
     )
-    summary = summarize(record, args.groups)
+    history = record.history if record.has_history else None
+    natural = history is not None and history.class_groups is not None
+    summary = summarize(record, _group_count(args.groups, history.num_classes if history else 10, natural))
     emit(args, summary, _format_run(summary))
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    records = list(Store(args.results).records())
+    store = Store(args.results)
+    store.require_root()
     rows = []
-    for record in records:
+    for record in store.records():
         result = record.result or {}
         rows.append(
             {
                 "run_id": record.run_id,
                 "status": record.status,
-                "spec": record.spec.to_dict(),
-                "label": record.spec.label(),
-                "final_loss": result.get("final_loss"),
+                "spec": record.spec.to_dict() if record.spec is not None else None,
+                "label": record.spec.label() if record.spec is not None else "",
+                "final_loss": result.get("final_loss") if record.damage is None else None,
                 "wall_time": result.get("wall_time"),
                 "finished": result.get("finished"),
+                "damage": record.damage,
             }
         )
-    lines = [f"{len(rows)} runs in {Store(args.results).root}"]
+    lines = [f"{len(rows)} runs in {store.root}"]
     for row in rows:
         loss = "" if row["final_loss"] is None else f"final loss {row['final_loss']:.4f}"
-        lines.append(f"{row['run_id']}  {row['status']:<8}  {row['label']}  {loss}")
+        detail = row["damage"] or f"{row['label']}  {loss}"
+        lines.append(f"{row['run_id']}  {row['status']:<8}  {detail}".rstrip())
     emit(args, rows, "\n".join(lines))
     return 0
 
 
 def _default_plot_records(store: Store) -> list[Any]:
     """For each optimizer, its newest finished run on the newest finished run's problem (same steps and seed)."""
-    finished = [r for r in store.records() if r.status in ("complete", "diverged") and r.has_history and isinstance(r.spec, RunSpec)]
+    finished = [r for r in map(store.finished, store.run_ids()) if r is not None and r.has_history and isinstance(r.spec, RunSpec)]  # damaged runs left out
     if not finished:
         raise ConfigError(f"no finished runs to plot in {store.root}")
     finished.sort(key=lambda r: r.result.get("finished", ""))
@@ -216,15 +244,23 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from heavytail.plots import figure_per_group, save_figure
 
     store = Store(args.results)
+    store.require_root()
     ids = [run_id for arg in args.run_ids for run_id in store.resolve_all(arg)]
     records = [store.load(run_id) for run_id in ids] if args.run_ids else _default_plot_records(store)
+    for record in records:
+        if record.damage is not None:
+            raise CorruptRunError(f"run {record.run_id} is damaged, not plotted: {record.damage} (`heavytail store check --repair` sets it aside)")
     missing = [r.run_id for r in records if not r.has_history]
     if missing:
         raise ConfigError(f"runs without a stored history cannot be plotted: {', '.join(missing)}")
+    try:
+        classes = min(r.history.num_classes for r in records)
+    except CorruptRunError as exc:
+        raise CorruptRunError(f"damaged run, not plotted: {exc} (`heavytail store check --repair` sets it aside)") from None
     ids = ",".join(sorted(r.run_id for r in records))
     stem = records[0].spec.name if isinstance(records[0].spec, TrackedSpec) else records[0].spec.problem
     out = args.out or store.root / "figures" / f"{stem}-{hashlib.sha256(ids.encode()).hexdigest()[:8]}"
-    paths = save_figure(figure_per_group(records, args.groups, title=args.title), out)
+    paths = save_figure(figure_per_group(records, _group_count(args.groups, classes, records[0].history.class_groups is not None), title=args.title), out)
     emit(args, {"runs": [r.run_id for r in records], "files": [str(p) for p in paths]}, "\n".join(map(str, paths)))
     return 0
 
@@ -291,7 +327,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from heavytail.sweep.executors import LocalExecutor, SlurmExecutor
     from heavytail.sweep.reproduce import reproduce, run_study
 
-    if args.list or not args.preset:
+    if args.list or args.preset is None:
         rows = _preset_table()
         lines = []
         for row in rows:
@@ -307,8 +343,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         return 0
     preset = get_preset(args.preset)
     cost = preset.cost(args.scale)  # also validates the scale before anything runs
+    Store(args.results).require_root(must_exist=False)
     if args.executor == "local":
         resolve_device(args.device)
+    if isinstance(preset, Study):
+        executor: Any = None
+    elif args.executor == "slurm":
+        executor = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
+    else:
+        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     if not args.json:
         print(
             f"{preset.name} ({args.scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure}): "
@@ -321,10 +364,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         summary = run_study(preset, args.scale, store=Store(args.results), device=args.device, out=args.out, progress=progress)
         emit(args, summary, _format_study(summary))
         return 0
-    if args.executor == "slurm":
-        executor: Any = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
-    else:
-        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     summary = reproduce(
         preset,
         args.scale,
@@ -362,7 +401,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMAND_GROUPS = ("data", "stats", "curvature")  # modules of this package that add command groups
+COMMAND_GROUPS = ("data", "stats", "curvature", "store")  # modules of this package that add command groups
 
 COMMANDS = {
     "run": cmd_run,
@@ -381,18 +420,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
     try:
         return COMMANDS[args.command](args)
-    except (ConfigError, RunLocked, SweepError, SelectionError) as exc:
+    except (ConfigError, RunLocked, SweepError, SelectionError, CorruptRunError) as exc:
         print(f"heavytail: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        sys.stdout = open(os.devnull, "w")
+        return 141
     except OSError as exc:  # e.g. --results naming a file, a full disk, a read-only directory
         print(f"heavytail: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("heavytail: interrupted; finished runs are kept in the store", file=sys.stderr)
         return 130
-    except BrokenPipeError:  # output piped into `head` and the like
-        sys.stdout = open(os.devnull, "w")
-        return 141
 
 
 if __name__ == "__main__":

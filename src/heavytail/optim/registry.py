@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 from torch.optim import Optimizer
 
 from heavytail.optim.rules import GD, AdaGrad, Adam, NormalizedGD, SignDescent
-from heavytail.options import ConfigError, import_object, literal
+from heavytail.options import ConfigError, check_finite, import_object, literal
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,8 @@ def resolve_optimizer(name: str) -> OptimizerEntry:
 def optimizer_kwargs(name: str, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The keyword arguments (besides lr) the optimizer ``name`` is built with; checks option names."""
     entry = resolve_optimizer(name)
+    for key, value in (options or {}).items():
+        check_finite(value, f"optimizer option {key}=")
     options = {key: literal(value) for key, value in (options or {}).items()}
     accepted = entry.accepted_options()
     if accepted is not None:

@@ -1,22 +1,28 @@
 """Where the runs of a sweep execute: in parallel local processes, or as SLURM jobs through submitit.
 
-Every executor writes to the same store through :func:`heavytail.run`, so finished runs are skipped,
-a run another process is computing is waited for rather than computed twice, and a killed sweep
-loses nothing that already finished.
+Every executor writes to the same store through :func:`heavytail.run`, so finished runs are skipped
+and a killed sweep loses nothing that already finished. Several sweeps on one store share the work:
+a worker that finds a run locked by another process moves on to the next run nobody holds, and
+comes back to the locked ones (reusing their results) once nothing else is left to start. Local
+sweeps on one host register under ``RESULTS/sweeps/`` so that they split the cores between them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import multiprocessing
 import os
 import signal
+import socket
 import threading
 import time
+from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -27,9 +33,10 @@ from heavytail.problems import register_problem
 from heavytail.problems.registry import problem_class
 from heavytail.runner import run
 from heavytail.spec import RunSpec
-from heavytail.store import FINISHED, RunLocked, Store
+from heavytail.store import FINISHED, RunLocked, Store, _is_locked
 
-POLL_SECONDS = 1.0  # how often a worker checks on a run that another process is computing
+POLL_SECONDS = 1.0  # how often a sweep with only other processes' runs left checks on them
+LOCKED = "locked"  # what run_task reports for a run another process holds
 
 
 @dataclass
@@ -58,7 +65,7 @@ class Task:
 
 
 def run_task(task: Task) -> str:
-    """Compute one run (or reuse it); if another process holds it, wait until it finishes.
+    """Compute one run (or reuse it); :data:`LOCKED` at once if another process holds it.
 
     Returns the run's final status. Module-level so that process pools and submitit can pickle it.
     """
@@ -71,22 +78,40 @@ def run_task(task: Task) -> str:
         register_problem(task.spec["problem"], task.problem)
     spec, store, device = RunSpec.from_dict(task.spec), Store(task.root), task.device
     try:
-        return _run_or_wait(spec, store, device)
+        return run(spec, store, device=device, claim_attempts=2).status
+    except RunLocked:
+        return LOCKED
     except SystemExit:
         if multiprocessing.parent_process() is not None:  # a pool worker told to stop: run() saved its rows
             os._exit(143)
         raise
 
 
-def _run_or_wait(spec: RunSpec, store: Store, device: str) -> str:
-    while True:
-        try:
-            return run(spec, store, device=device).status
-        except RunLocked:
-            while store.status(spec.run_id) == "running":
-                time.sleep(POLL_SECONDS)
-            if store.status(spec.run_id) in FINISHED:
-                return store.status(spec.run_id)
+def wait_for_others(specs: Sequence[RunSpec], store: Store) -> None:
+    """Sleep while every run in ``specs`` is held by another process (returns at once if one is free or finished)."""
+    while specs and all(store.status(spec.run_id) == "running" for spec in specs):
+        time.sleep(POLL_SECONDS)
+
+
+@contextmanager
+def registered_sweep(store: Store) -> Iterator[None]:
+    """Hold a lock file ``RESULTS/sweeps/HOST.PID.lock`` while this process sweeps into ``store``."""
+    folder = store.root / "sweeps"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{socket.gethostname()}.{os.getpid()}.lock"
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def sweeps_on_this_host(store: Store) -> int:
+    """How many processes of this host are sweeping into ``store`` now (at least 1)."""
+    files = (store.root / "sweeps").glob(f"{socket.gethostname()}.*.lock")
+    return max(1, sum(1 for path in files if _is_locked(path)))
 
 
 class Executor(Protocol):
@@ -100,7 +125,8 @@ class Executor(Protocol):
 @dataclass
 class LocalExecutor:
     """``workers`` processes on this machine (default: one per core); the cores are split between the runs
-    that execute at once (a batch smaller than the pool gives each run more torch threads)."""
+    that execute at once, those of other sweeps into the same store on this host included (a batch
+    smaller than the pool gives each run more torch threads)."""
 
     workers: int | None = None
     _pool: ProcessPoolExecutor | None = field(default=None, init=False, repr=False)
@@ -124,24 +150,40 @@ class LocalExecutor:
         return self._pool.submit
 
     def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
+        """Keep ``workers`` runs in flight; a run another process holds is set aside and retried once
+        nothing else is left to start, so concurrent sweeps on one store split the work between them."""
         submit = self._submit()
-        threads = None if self.workers == 1 else max(1, self.cores // min(self.workers, len(specs)))
-        futures = {submit(run_task, Task.of(spec, store, device, threads)): spec for spec in specs}
+        queue, held_elsewhere = deque(specs), []
+        futures: dict[Future[str], RunSpec] = {}
         failures = []
-        with tqdm(total=len(futures), disable=not progress, unit="run", leave=False) as bar:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+        initial_threads = torch.get_num_threads()
+        with registered_sweep(store), tqdm(total=len(specs), disable=not progress, unit="run", leave=False) as bar:
+            while queue or futures or held_elsewhere:
+                while queue and len(futures) < self.workers:
+                    spec = queue.popleft()
+                    at_once = min(self.workers, len(specs)) * sweeps_on_this_host(store)  # runs sharing this host's cores
+                    threads = max(1, self.cores // at_once)
+                    futures[submit(run_task, Task.of(spec, store, device, threads))] = spec
+                if not futures:
+                    wait_for_others(held_elsewhere, store)
+                    queue.extend(held_elsewhere)
+                    held_elsewhere.clear()
+                    continue
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
                 for future in done:
-                    exc = future.exception()
+                    spec, exc = futures.pop(future), future.exception()
                     if isinstance(exc, BrokenProcessPool):
                         raise ConfigError(
                             "a worker process died; when calling reproduce() from a script, put the call under "
                             "`if __name__ == '__main__':` (worker processes re-import the script), or use workers=1"
                         ) from exc
+                    if exc is None and future.result() == LOCKED:
+                        held_elsewhere.append(spec)
+                        continue
                     if exc is not None:
-                        failures.append(RunFailure(futures[future], f"{type(exc).__name__}: {exc}"))
+                        failures.append(RunFailure(spec, f"{type(exc).__name__}: {exc}"))
                     bar.update(1)
+        torch.set_num_threads(initial_threads)  # the inline path set this process's own
         return failures
 
     def close(self, abort: bool = False) -> None:
@@ -198,13 +240,19 @@ class SlurmExecutor:
         executor = submitit.AutoExecutor(folder=self.folder or store.root / "slurm", cluster=self.cluster)
         defaults = {"timeout_min": 240, "cpus_per_task": 4, "gpus_per_node": 1 if device.startswith("cuda") else 0}
         executor.update_parameters(**{**defaults, **self.parameters})
-        jobs = executor.map_array(run_task, [Task.of(spec, store, device) for spec in specs])
-        failures = []
-        for spec, job in tqdm(list(zip(specs, jobs)), disable=not progress, unit="run", leave=False):
-            try:
-                job.result()
-            except Exception as exc:  # noqa: BLE001 - a failed job is reported, the sweep keeps the rest
-                failures.append(RunFailure(spec, f"job {job.job_id}: {exc}".splitlines()[0]))
+        failures, todo = [], list(specs)
+        while todo:  # runs held by another sweep's jobs are waited for here, not in a job's allocation
+            jobs = executor.map_array(run_task, [Task.of(spec, store, device) for spec in todo])
+            held_elsewhere = []
+            for spec, job in tqdm(list(zip(todo, jobs)), disable=not progress, unit="run", leave=False):
+                try:
+                    if job.result() == LOCKED:
+                        held_elsewhere.append(spec)
+                except Exception as exc:  # noqa: BLE001 - a failed job is reported, the sweep keeps the rest
+                    failures.append(RunFailure(spec, f"job {job.job_id}: {exc}".splitlines()[0]))
+            while held_elsewhere and any(store.status(spec.run_id) == "running" for spec in held_elsewhere):
+                time.sleep(POLL_SECONDS)
+            todo = [spec for spec in held_elsewhere if store.status(spec.run_id) not in FINISHED]
         return failures
 
     def close(self, abort: bool = False) -> None:

@@ -19,7 +19,7 @@ import numpy as np
 from heavytail.presets.base import Curve, Preset, Study
 from heavytail.runner import summarize
 from heavytail.spec import RunSpec
-from heavytail.store import FINISHED, RunRecord, Store, write_json
+from heavytail.store import RunRecord, Store, write_json
 from heavytail.sweep.executors import Executor, LocalExecutor
 from heavytail.sweep.protocol import Outcome, grid_table, lr_of, next_runs, select_step_size
 
@@ -91,7 +91,7 @@ def reproduce(
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
-            todo = [spec for run_id, (spec, _) in wanted.items() if store.status(run_id) not in FINISHED]
+            todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
             failures = executor.run(todo, store, device, progress) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
