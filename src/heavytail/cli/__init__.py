@@ -353,9 +353,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     else:
         executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
     if not args.json:
+        work = f"about {cost['runs']} runs" if cost["runs"] else "a computed figure"
         print(
             f"{preset.name} ({args.scale} scale; v1 {preset.v1_figure}, NeurIPS {preset.neurips_figure}): "
-            f"about {cost['runs']} runs, {_duration(cost['cpu_minutes'])} on 2 CPU cores; store: {Store(args.results).root}",
+            f"{work}, {_duration(cost['cpu_minutes'])} on 2 CPU cores; store: {Store(args.results).root}",
             file=sys.stderr,
             flush=True,
         )
