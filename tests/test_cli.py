@@ -104,3 +104,14 @@ def test_bad_optimizer_values_leave_no_run_behind(tmp_path, capsys):
                      "--results", str(tmp_path), *options])
         assert code == 2 and capsys.readouterr().err.startswith("heavytail: error: ")
     assert Store(tmp_path).run_ids() == []
+
+
+def test_step_list_parses_and_refuses():
+    import argparse
+
+    from heavytail.cli.common import step_list
+
+    assert step_list("0,1,2,10") == [0, 1, 2, 10]
+    for bad in ("", "1,x", "-1,2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="bad step list"):
+            step_list(bad)

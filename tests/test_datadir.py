@@ -66,3 +66,16 @@ def test_missing_file_and_offline_download_name_files_and_directory(tmp_path, mo
     assert main(["data", "download", "mnist", "--data-dir", str(tmp_path)]) == 2
     assert main(["data", "verify", "nosuch"]) == 2
     assert "choose one of: mnist" in capsys.readouterr().err
+
+
+def test_catalogue_entries_are_checkable():
+    """Every built-in dataset file names an md5 (or is checked through its archive) and https/http mirrors."""
+    from heavytail.data import catalog  # noqa: F401  (registers the built-in datasets)
+    from heavytail.data.datadir import dataset_names, get_dataset
+
+    assert {"mnist", "ptb", "wikitext-2", "wikitext-103"} <= set(dataset_names())
+    for name in dataset_names():
+        for f in get_dataset(name).files:
+            assert f.md5 is None or (len(f.md5) == 32 and int(f.md5, 16) >= 0), (name, f.name)
+            assert all(url.startswith(("https://", "http://")) for url in f.urls), (name, f.name)
+    assert get_dataset("mnist").file("test-images").md5 == "9fb629c4189551a2d022fa330f9573f3"  # the published checksum

@@ -287,6 +287,27 @@ def test_presets_declare_the_papers_settings():
     assert (gd.lo, gd.hi, gd.bounds, gd.dense_seeds) == (-4, 3, (-4, 3), (0,))  # every half power, one seed
 
 
+def test_cnn_and_curvature_presets_declare_the_papers_settings():
+    """CNN figures (paper summary 2.4, 5.4), and the gradient/Hessian paths' fixed paper step sizes (5.5, D31)."""
+    from heavytail.presets import cnn_barcoded, cnn_barcoded_only, cnn_optimizers, grad_hessian_adam, grad_hessian_gd
+    from heavytail.problems import make_problem_options
+
+    barcoded = cnn_barcoded.PRESET
+    paper = barcoded.problems("paper")
+    assert {barcoded.problem_name(label) for label in paper} == {"mnist", "mnist-barcoded"}
+    assert make_problem_options("mnist-barcoded", paper["mnist-barcoded"]).sizes() == (101_200, 10_250)  # the paper's n, c
+    assert barcoded.scale("paper").steps == 300 and set(barcoded.scale("paper").curves) == {"gd+m", "adam+m"}
+    only = cnn_barcoded_only.PRESET.scale("paper")
+    assert (only.steps, only.show_steps) == (600, 400) and only.curves["gd+m"].grid.sparse_seeds == (0, 1, 2)
+    assert make_problem_options("barcoded-only", cnn_barcoded_only.PRESET.problems("paper")["barcoded-only"]).sizes() == (51_200, 10_240)
+    assert set(cnn_optimizers.PRESET.scale("paper").curves) == {
+        "gd", "gd+m", "adam", "adam+m", "normgd", "normgd+m", "sign", "sign+m",
+    }  # fmt: skip
+    small = cnn_optimizers.PRESET.scale("small").curves
+    assert small["gd+m"] == barcoded.scale("small").curves["gd+m"]  # shared runs with cnn-barcoded
+    assert grad_hessian_adam.PRESET.scale("paper")["lr"] == 10**-3.5 and grad_hessian_gd.PRESET.scale("paper")["problem_options"] == {"m": 11}
+
+
 STUDY_MODULE = '''
 from heavytail.presets import Study
 

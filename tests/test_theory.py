@@ -63,7 +63,10 @@ def test_weighted_quadratic_preset_reports_each_methods_final_group_losses(tmp_p
     import json
 
     from heavytail.cli import main
+    from heavytail.presets import get_preset
+    from heavytail.theory.studies import weighted_quadratic_study
 
+    assert get_preset("weighted-quadratic").compute is weighted_quadratic_study
     assert main(["reproduce", "weighted-quadratic", "--results", str(tmp_path), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     methods = summary["methods"]
