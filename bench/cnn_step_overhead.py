@@ -21,7 +21,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -31,17 +30,9 @@ from heavytail.optim import make_optimizer
 from heavytail.presets.cnn_barcoded import SMALL_DATA
 from heavytail.problems import make_problem_options
 from heavytail.train import HistoryRecorder, train
+from timing import clock
 
 GOAL, LR = 0.05, 0.01
-
-
-def clock(fn: Callable[[], object], device: torch.device) -> float:
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,7 +29,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -38,18 +37,9 @@ import torch.nn.functional as F
 from heavytail.optim import make_optimizer
 from heavytail.problems import LinearProblem
 from heavytail.train import HistoryRecorder, train
+from timing import clock
 
 OVERHEAD_GOAL, EFFICIENCY_GOAL, LR = 0.05, 0.80, 0.01
-
-
-def clock(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall-clock seconds of ``fn()``, synchronising the GPU before each clock read."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,12 +26,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import clock
 
 import heavytail as ht
 
@@ -45,16 +45,6 @@ def load_gpt() -> type:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.GPT
-
-
-def clock(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall-clock seconds of ``fn()``, synchronising the GPU before each clock read."""
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
-    sync()
-    start = time.perf_counter()
-    fn()
-    sync()
-    return time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
