@@ -37,7 +37,7 @@ from heavytail.presets import Curve, Preset, Scale
 from heavytail.sweep.protocol import GridConfig
 
 TINY = Preset(name="tiny", title="tiny", v1_figure="-", neurips_figure="-", scales={"small": Scale(
-    problem_options={"m": 5}, steps=60,
+    problem_options={"m": 5}, steps=600,
     curves={"gd": Curve("gd", grid=GridConfig(-1, 1, dense_seeds=(0, 1), dense_radius=Fraction(1, 2))),
             "adam+m": Curve("adam+m", grid=GridConfig(-3, -1, dense_seeds=(0, 1), dense_radius=Fraction(1, 2)))})})
 """
@@ -52,8 +52,14 @@ def test_sweep_killed_at_random_moments_never_recomputes_a_finished_run(tmp_path
     rng = random.Random(0)
     kills = 0
     for _ in range(8):
+        saved = len(log.read_text().splitlines()) if log.exists() else 0
         child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(1.5, 5.0))
+        deadline = time.monotonic() + 60
+        while child.poll() is None and time.monotonic() < deadline:  # kill only once this start has finished a run,
+            if log.exists() and len(log.read_text().splitlines()) > saved:  # so the kills fall mid-sweep on any machine
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.05, 1.0))
         if child.poll() is not None:
             break
         os.kill(child.pid, signal.SIGKILL)
