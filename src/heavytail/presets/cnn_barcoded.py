@@ -33,6 +33,11 @@ SMALL_PLAIN = {"plain_per_digit": 300, "normalize": "per-pixel"}  # one preproce
 SMALL_BARCODES = {"bits": 6, "per_class": 1}
 SMALL_DATA = {**SMALL_CNN, **SMALL_PLAIN, **SMALL_BARCODES}  # mnist-barcoded at the small scale
 SMALL_GRID = {"dense_seeds": (0,), "dense_radius": Fraction(1, 2)}
+SMALL_VARIANTS = {"mnist": SMALL_PLAIN, "mnist-barcoded": {**SMALL_PLAIN, **SMALL_BARCODES}}  # per problem, small scale
+SMALL_CURVES = {
+    "gd+m": Curve("gd+m", grid=GridConfig(-3, 0, **SMALL_GRID)),
+    "adam+m": Curve("adam+m", grid=GridConfig(-4, -1, **SMALL_GRID)),
+}  # shared with cnn-barcoded-only and cnn-optimizers, so their runs are reused from the store
 
 PRESET = Preset(
     name="cnn-barcoded",
@@ -46,12 +51,9 @@ PRESET = Preset(
     scales={
         "small": Scale(
             problem_options=SMALL_CNN,
-            variant_options={"mnist": SMALL_PLAIN, "mnist-barcoded": {**SMALL_PLAIN, **SMALL_BARCODES}},
+            variant_options=SMALL_VARIANTS,
             steps=50,
-            curves={
-                "gd+m": Curve("gd+m", grid=GridConfig(-3, 0, **SMALL_GRID)),
-                "adam+m": Curve("adam+m", grid=GridConfig(-4, -1, **SMALL_GRID)),
-            },
+            curves=SMALL_CURVES,
         ),
         "paper": Scale(
             problem_options={},

@@ -11,7 +11,7 @@ barcoded-only data are its barcoded classes alone. Paper scale trains 600 steps 
 """
 
 from heavytail.presets.base import Curve, Preset, Scale
-from heavytail.presets.cnn_barcoded import SMALL_BARCODES, SMALL_CNN, SMALL_GRID, SMALL_PLAIN
+from heavytail.presets.cnn_barcoded import SMALL_BARCODES, SMALL_CNN, SMALL_CURVES, SMALL_VARIANTS
 from heavytail.sweep.protocol import GridConfig
 
 PRESET = Preset(
@@ -27,12 +27,9 @@ PRESET = Preset(
     scales={
         "small": Scale(
             problem_options=SMALL_CNN,
-            variant_options={"mnist": SMALL_PLAIN, "mnist-barcoded": {**SMALL_PLAIN, **SMALL_BARCODES}, "barcoded-only": SMALL_BARCODES},
+            variant_options={**SMALL_VARIANTS, "barcoded-only": SMALL_BARCODES},
             steps=50,
-            curves={
-                "gd+m": Curve("gd+m", grid=GridConfig(-3, 0, **SMALL_GRID)),
-                "adam+m": Curve("adam+m", grid=GridConfig(-4, -1, **SMALL_GRID)),
-            },
+            curves=SMALL_CURVES,
         ),
         "paper": Scale(
             problem_options={},
