@@ -135,7 +135,7 @@ def run(
             problem.info["group_names"] = list(problem.group_names)
         if spec.batch_size is not None and spec.batch_size > problem.num_samples:
             raise ConfigError(f"bad batch size {spec.batch_size}; this problem has {problem.num_samples} samples")
-        optimizer = make_optimizer(spec.optimizer, problem.model.parameters(), spec.lr, spec.optimizer_options)
+        optimizer = make_optimizer(spec.optimizer, problem.trainable_parameters(), spec.lr, spec.optimizer_options)
         recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
         chunk = chunk_size or auto_chunk_size(problem)
 

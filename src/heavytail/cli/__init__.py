@@ -126,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
+    p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE",
+                   help="override a problem option of the preset, repeatable (e.g. -p log_mode=train)")  # fmt: skip
     add_data_dir_option(p)
     add_store_options(p)
 
@@ -346,6 +348,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     Store(args.results).require_root(must_exist=False)
     if args.executor == "local":
         resolve_device(args.device)
+    if isinstance(preset, Study) and args.problem_options:
+        raise ConfigError(f"-p {args.problem_options[0]} needs a step-size sweep preset; {preset.name!r} is a computed figure")
     if isinstance(preset, Study):
         executor: Any = None
     elif args.executor == "slurm":
@@ -373,6 +377,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         device=args.device,
         out=args.out,
         progress=not args.json and sys.stderr.isatty(),
+        problem_options=parse_assignments(args.problem_options, "problem"),
     )
     emit(args, summary, _format_reproduce(summary))
     return 0

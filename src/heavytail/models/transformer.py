@@ -127,3 +127,34 @@ class EncoderLM(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         return self.head(self.features(tokens))
+
+
+def freeze_all_but_head(model: AttentionOnlyLM | EncoderLM) -> None:
+    """Freeze everything before the head (``requires_grad=False``): only the head trains (paper E5)."""
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad_(name.startswith("head."))
+
+
+class HeadOnFeatures(nn.Module):
+    """A language model whose frozen :meth:`features` were computed once: ``forward(features) = head(features)``.
+
+    Holds the whole model, so its parameters, state dict and snapshots are the full model's (the
+    frozen part included) while a step costs one linear layer.
+    """
+
+    def __init__(self, model: AttentionOnlyLM | EncoderLM) -> None:
+        super().__init__()
+        self.model = model
+
+    @torch.no_grad()
+    def features(self, tokens: Tensor, chunk: int = 256) -> Tensor:
+        """(batch, length, width) features of ``tokens``, computed ``chunk`` sequences at a time in eval mode."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return torch.cat([self.model.features(tokens[i : i + chunk]) for i in range(0, len(tokens), chunk)])
+        finally:
+            self.model.train(was_training)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.model.head(features)

@@ -15,6 +15,9 @@ from heavytail.presets import (
     linear_large_step,
     linear_long,
     linear_optimizers,
+    ptb_last_layer,
+    ptb_one_layer,
+    ptb_one_layer_optimizers,
     token_stats,
     weighted_quadratic,
 )
@@ -36,6 +39,9 @@ PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed on
         cnn_barcoded,
         cnn_barcoded_only,
         cnn_optimizers,
+        ptb_last_layer,
+        ptb_one_layer,
+        ptb_one_layer_optimizers,
     )
 }
 

@@ -4,10 +4,13 @@ from heavytail.problems.base import Problem, class_loss_weights
 from heavytail.problems.linear import LinearProblem
 from heavytail.problems.mnist import BarcodedOnlyProblem, MnistBarcodedProblem, MnistProblem
 from heavytail.problems.registry import make_problem_options, problem_names, register_problem
+from heavytail.problems.tinyptb import TinyPtbLastLayer, TinyPtbOneLayer
 
 register_problem("linear", LinearProblem)
 for _mnist_problem in (MnistProblem, MnistBarcodedProblem, BarcodedOnlyProblem):
     register_problem(_mnist_problem.name, _mnist_problem)
+for _text_problem in (TinyPtbLastLayer, TinyPtbOneLayer):
+    register_problem(_text_problem.name, _text_problem)
 
 __all__ = [
     "BarcodedOnlyProblem",
@@ -15,6 +18,8 @@ __all__ = [
     "MnistBarcodedProblem",
     "MnistProblem",
     "Problem",
+    "TinyPtbLastLayer",
+    "TinyPtbOneLayer",
     "class_loss_weights",
     "make_problem_options",
     "problem_names",

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Literal
 
 import torch
 from torch import nn
+
+LogMode = Literal["eval", "train"]  # logged losses of a model with dropout: dropout off, or on as in the paper's code (D12)
 
 
 @dataclass
@@ -25,6 +27,7 @@ class Problem:
     class_groups: torch.Tensor | None = None  # the problem's natural group of each class (None: equal-mass groups)
     group_names: tuple[str, ...] | None = None  # names of the natural groups, most frequent first
     activation_bytes_per_sample: int = 0  # memory a sample's forward/backward holds besides its logits (sizes chunks)
+    log_mode: LogMode = "eval"  # where the model has dropout: log losses in eval mode (an extra pass) or from the training pass
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -41,7 +44,11 @@ class Problem:
 
     @property
     def num_trainable_parameters(self) -> int:
-        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        return sum(p.numel() for p in self.trainable_parameters())
+
+    def trainable_parameters(self) -> Iterator[nn.Parameter]:
+        """The parameters the optimizer updates (frozen ones, ``requires_grad=False``, get no state)."""
+        return (p for p in self.model.parameters() if p.requires_grad)
 
     def to(self, device: torch.device | str) -> Problem:
         """Move model, data and weights to ``device`` (in place for the model) and return self."""

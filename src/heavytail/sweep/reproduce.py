@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -69,12 +69,18 @@ def reproduce(
     device: str = "cpu",
     out: Path | None = None,
     progress: bool = False,
+    problem_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``)."""
+    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``).
+
+    ``problem_options`` override the preset's options of every problem (e.g. ``{"log_mode": "train"}``);
+    the default ``out`` then names them, so the figure of the preset as declared is kept.
+    """
     store = store or Store()
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
-    problems = preset.problems(scale)
+    overrides = dict(problem_options or {})
+    problems = {label: {**options, **overrides} for label, options in preset.problems(scale).items()}
     plans = {_Key(p, c): curve for p in problems for c, curve in s.curves.items()}
     outcomes: dict[_Key, dict[tuple[Fraction, int], Outcome]] = {key: {} for key in plans}
     start, computed = time.perf_counter(), 0
@@ -137,7 +143,8 @@ def reproduce(
     else:
         only = next(iter(sections.values()))
         summary.update(problem_options=only["problem_options"], sizes=only["sizes"], optimizers=only["optimizers"])
-    out = Path(out) if out is not None else store.root / "reproduce" / f"{preset.name}-{scale}"
+    suffix = "".join(f"-{key}={value}" for key, value in sorted(overrides.items()))
+    out = Path(out) if out is not None else store.root / "reproduce" / f"{preset.name}-{scale}{suffix}"
     summary["figures"] = [str(p) for p in _draw(preset, scale, records, out)]
     summary["runs"] = {"total": sum(len(o) for o in outcomes.values()), "computed": computed}
     summary["wall_time"] = time.perf_counter() - start

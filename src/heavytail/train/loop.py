@@ -7,10 +7,16 @@ the step-t gradient; only the final iterate needs one extra forward pass.
 
 Mini-batch: shuffled batches each epoch; a row per epoch accumulates the statistics of its batches,
 plus exact passes over all samples at the first and the final iterate.
+
+Models with dropout (decisions D12): with ``problem.log_mode == "eval"`` every exact row comes from a
+separate no-grad pass in eval mode (dropout off; one more forward per step), with ``"train"`` from
+the training pass (dropout on, as the paper's code logged them). Dropout masks are drawn from a
+generator seeded by the run's seed, so a run is reproducible.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -18,11 +24,12 @@ from typing import Callable, Collection
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 from torch.optim import Optimizer
 from tqdm.auto import tqdm
 
 from heavytail.problems.base import Problem
+from heavytail.seeding import derive_seed
 from heavytail.train.history import History, HistoryRecorder
 from heavytail.train.metrics import ClassStats
 
@@ -46,10 +53,39 @@ def auto_chunk_size(problem: Problem) -> int:
     return max(1, LOGIT_MEMORY_BUDGET // bytes_per_sample)
 
 
-class _Pass:
-    """Forward (and backward) of one chunk of samples; updates the per-class statistics."""
+def has_dropout(model: nn.Module) -> bool:
+    """Whether ``model`` drops activations in training mode, so its losses differ between train and eval mode."""
+    return any(
+        (isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0) or (isinstance(m, nn.MultiheadAttention) and m.dropout > 0)
+        for m in model.modules()
+    )
 
-    def __init__(self, problem: Problem, stats: ClassStats) -> None:
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module, on: bool):  # noqa: ANN202 (a context manager)
+    """Put ``model`` in eval mode inside the block when ``on``, back in training mode after it."""
+    if on:
+        model.eval()
+    try:
+        yield
+    finally:
+        if on:
+            model.train()
+
+
+def _seeded_dropout(seed: int, device: torch.device) -> contextlib.ExitStack:
+    """A context in which torch's global generators (the dropout masks') are seeded from ``seed``, restored after."""
+    stack = contextlib.ExitStack()
+    cuda = [torch.cuda.current_device() if device.index is None else device.index] if device.type == "cuda" else []
+    stack.enter_context(torch.random.fork_rng(devices=cuda))
+    torch.manual_seed(derive_seed(seed, "dropout"))
+    return stack
+
+
+class _Pass:
+    """Forward (and backward) of one chunk of samples; updates the per-class statistics (unless ``stats`` is None)."""
+
+    def __init__(self, problem: Problem, stats: ClassStats | None) -> None:
         self.model, self.num_classes, self.stats = problem.model, problem.num_classes, stats
         self.weights = problem.class_weights
 
@@ -58,7 +94,8 @@ class _Pass:
         logits = self.model(x).reshape(-1, self.num_classes)
         targets = y.reshape(-1)
         losses = F.cross_entropy(logits, targets, reduction="none")
-        self.stats.add(losses, targets, logits)
+        if self.stats is not None:
+            self.stats.add(losses, targets, logits)
         total = losses.sum() if self.weights is None else (losses * self.weights[targets]).sum()
         if normaliser is not None:
             (total / normaliser).backward()
@@ -102,6 +139,10 @@ def train(
     forward = _Pass(problem, stats)
     model = problem.model
     model.train()
+    dropout = has_dropout(model)
+    eval_rows = dropout and problem.log_mode == "eval"  # rows from an evaluation pass (D12)
+    train_forward = _Pass(problem, None) if eval_rows else forward  # the gradient's pass; records the rows otherwise
+    rng = _seeded_dropout(seed, problem.y.device) if dropout else contextlib.ExitStack()
     start = time.perf_counter()
     bar = tqdm(total=steps, disable=not progress, unit="step", leave=False, dynamic_ncols=True)
 
@@ -110,10 +151,14 @@ def train(
 
     def full_pass(step: int, backward: bool) -> float:
         stats.reset()
-        normaliser = full_normaliser if backward else None
-        with torch.set_grad_enabled(backward):
-            for lo in range(0, n, chunk):
-                forward(problem.x[lo : lo + chunk], problem.y[lo : lo + chunk], normaliser)
+        if backward:
+            with torch.enable_grad():
+                for lo in range(0, n, chunk):
+                    train_forward(problem.x[lo : lo + chunk], problem.y[lo : lo + chunk], full_normaliser)
+        if not backward or eval_rows:
+            with torch.no_grad(), _eval_mode(model, eval_rows):
+                for lo in range(0, n, chunk):
+                    forward(problem.x[lo : lo + chunk], problem.y[lo : lo + chunk], None)
         return recorder.record(step, True, stats)
 
     diverged, done = False, 0
@@ -163,4 +208,5 @@ def train(
                 diverged = not math.isfinite(full_pass(done, backward=False))
     finally:
         bar.close()
+        rng.close()
     return TrainResult(recorder.history(), diverged, done, time.perf_counter() - start)

@@ -1,0 +1,122 @@
+"""Cost of a last-layer step on TinyPTB: heavytail's loop on cached features, a bare loop, and the naive route.
+
+Measures, in one run, on ``tinyptb-last-layer`` (default: the small scale of ``reproduce ptb-last-layer``,
+B = 80 streams, W = 2 windows, 5,600 targets, 1,532 classes, width 128):
+
+1. ours: ``heavytail.train.train`` with ``make_optimizer("gd+m")`` and a ``HistoryRecorder`` (every
+   per-class loss and accuracy on) on the problem with ``features=cached``: the frozen embedding and
+   attention ran once, at build time; a step is the head's forward and backward. Whole call / steps.
+2. bare: the same head, forward on the same cached features, ``F.cross_entropy`` (mean), backward,
+   ``torch.optim.SGD(momentum=0.9)`` step, ``zero_grad``.
+3. naive: ``train`` on the same problem with ``features=recompute``: the frozen forward (embedding,
+   attention) runs again every step, as in a model that only sets ``requires_grad=False``.
+
+All start from the same weights; every variant runs in one chunk. Repetitions are interleaved
+(ours, bare, naive, ours, ...) after a warm-up round; medians of wall time per step, and the CPU time
+of this process. Goal: ours / bare - 1 <= 5 %. Also printed: the speed-up of ours over the naive route.
+
+Run:  python bench/last_layer_step.py [--steps 10] [--repeats 5] [--data-dir ../shared/data] [--device cpu|cuda]
+      python bench/last_layer_step.py --streams 1024 --windows 2 --width 1200 --vocab valid+test --device cuda  # paper size
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from heavytail.optim import make_optimizer
+from heavytail.problems import make_problem_options
+from heavytail.train import HistoryRecorder, train
+from timing import clock
+
+GOAL, LR = 0.05, 0.1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=10, help="training steps per repetition (default 10)")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--streams", type=int, default=80)
+    parser.add_argument("--windows", type=int, default=2)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--vocab", default="used", help="train, valid+test or used (default: used, as the small preset)")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    parser.add_argument("--data-dir", default=None, help="data directory holding ptb/ (default: $HEAVYTAIL_DATA)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+    args = parser.parse_args(argv)
+    if args.data_dir:
+        os.environ["HEAVYTAIL_DATA"] = args.data_dir
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device, steps = torch.device(args.device), args.steps
+    load = os.getloadavg()[0]
+    options = {"streams": args.streams, "windows": args.windows, "width": args.width, "vocab": args.vocab}
+    cached = make_problem_options("tinyptb-last-layer", options).build(seed=0).to(device)
+    naive = make_problem_options("tinyptb-last-layer", {**options, "features": "recompute"}).build(seed=0).to(device)
+    head = cached.model.model.head
+    init = {k: v.clone() for k, v in head.state_dict().items()}
+    features, targets = cached.x, cached.y.reshape(-1)
+
+    def ours(problem) -> Callable[[], object]:  # noqa: ANN001
+        model_head = problem.model.model.head if problem is cached else problem.model.head
+        model_head.load_state_dict(init)
+        optimizer = make_optimizer("gd+m", problem.trainable_parameters(), LR)
+        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
+        return lambda: train(problem, optimizer, steps, recorder=recorder, chunk_size=problem.num_samples)
+
+    def bare() -> Callable[[], object]:
+        head.load_state_dict(init)
+        optimizer = torch.optim.SGD(head.parameters(), lr=LR, momentum=0.9)
+
+        def run() -> None:
+            for _ in range(steps):
+                F.cross_entropy(head(features).reshape(-1, cached.num_classes), targets).backward()
+                optimizer.step()
+                optimizer.zero_grad()
+
+        return run
+
+    makers = {
+        "train(), cached features": lambda: ours(cached),
+        "bare PyTorch loop": bare,
+        "train(), recomputed (naive)": lambda: ours(naive),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in makers}
+    cpu: dict[str, list[float]] = {name: [] for name in makers}
+    for rep in range(args.repeats + 1):  # repetition 0 is the warm-up
+        for name, make in makers.items():
+            fn = make()
+            start_cpu = time.process_time()
+            seconds = clock(fn, device) / steps
+            if rep:
+                wall[name].append(seconds)
+                cpu[name].append((time.process_time() - start_cpu) / steps)
+    median = {name: statistics.median(t) for name, t in wall.items()}
+    info = cached.info
+    print(f"tinyptb-last-layer: {info['n']:,} targets ({args.streams} streams x {info['windows']} windows x 35), c={cached.num_classes:,}, "
+          f"width {args.width}; {cached.num_trainable_parameters:,} trained of {cached.num_parameters:,} parameters")
+    print(f"device={device} threads={torch.get_num_threads()}, {steps} steps x {args.repeats} interleaved repeats (+1 warm-up), "
+          f"medians; 1-min load avg at start {load:.2f}, at end {os.getloadavg()[0]:.2f}")
+    for name, t in wall.items():
+        print(f"{name:30s}{median[name] * 1e3:10.1f} ms/step  (min {min(t) * 1e3:.1f}, max {max(t) * 1e3:.1f}; "
+              f"CPU {statistics.median(cpu[name]) * 1e3:.1f} ms/step)")
+    bare_s, ours_s = median["bare PyTorch loop"], median["train(), cached features"]
+    overhead = ours_s / bare_s - 1
+    from_minima = min(wall["train(), cached features"]) / min(wall["bare PyTorch loop"]) - 1
+    ok = overhead <= GOAL
+    print(f"overhead ours/bare - 1 = {overhead:+.1%}  goal <= {GOAL:.0%}  {'PASS' if ok else 'MISS'}  (from the minima: {from_minima:+.1%};"
+          f" the final extra forward pass alone is ~{1 / (2 * steps):.1%})")
+    print(f"speed-up of cached features over recomputing the frozen forward: {median['train(), recomputed (naive)'] / ours_s:.2f}x")
+    return 1 if args.check and not ok else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
