@@ -202,3 +202,39 @@ def test_run_reports_frozen_parameters(tmp_path, capsys):
     assert out["n"] == 160 and out["num_trainable_parameters"] == 16 * out["c"] + out["c"]
     assert out["num_parameters"] > out["num_trainable_parameters"]
     assert out["final_loss"] < out["initial_loss"]
+
+
+def test_reproduce_overrides_problem_options(tmp_path):
+    """``reproduce -p KEY=VALUE`` (here on the linear problem) changes every run's problem and names the output."""
+    from fractions import Fraction
+
+    from heavytail.presets import Curve, Preset, Scale
+    from heavytail.store import Store
+    from heavytail.sweep.executors import LocalExecutor
+    from heavytail.sweep.protocol import GridConfig
+    from heavytail.sweep.reproduce import reproduce
+
+    curves = {"gd": Curve("gd", grid=GridConfig(-1, 0, dense_seeds=(), dense_radius=Fraction(1, 2)))}
+    preset = Preset(name="tiny", title="tiny", v1_figure="-", neurips_figure="-", scales={"small": Scale({"m": 3}, 5, curves)})
+    summary = reproduce(preset, store=Store(tmp_path), executor=LocalExecutor(workers=1), problem_options={"m": 4})
+    assert summary["problem_options"] == {"m": 4} and summary["sizes"]["c"] == 15
+    assert summary["summary"].endswith("tiny-small-m=4/summary.json")
+    with pytest.raises(ConfigError, match="unknown linear problem option 'width'"):
+        reproduce(preset, store=Store(tmp_path), executor=LocalExecutor(workers=1), problem_options={"width": 4})
+
+
+@needs_ptb
+@pytest.mark.slow
+@pytest.mark.parametrize("name, fits, stalls", [
+    ("ptb-last-layer", ("sign", "sign+m", "adam", "adam+m"), ("gd", "gd+m", "normgd", "normgd+m")),
+    ("ptb-one-layer", ("adam+m",), ("gd+m",)),
+])  # fmt: skip
+def test_small_scale_shows_the_effect_under_the_protocol(tmp_path, name, fits, stalls):
+    """The issue's check: the rarest group ends <= 0.5x its initial loss for sign/Adam, >= 0.8x for GD/normalized GD."""
+    from heavytail.store import Store
+    from heavytail.sweep.reproduce import reproduce
+
+    summary = reproduce(get_preset(name), "small", store=Store(tmp_path))
+    ratio = {opt: e["group_loss_final"][-1] / e["group_loss_initial"][-1] for opt, e in summary["optimizers"].items()}
+    assert all(ratio[opt] <= 0.5 for opt in fits), ratio
+    assert all(ratio[opt] >= 0.8 for opt in stalls), ratio
