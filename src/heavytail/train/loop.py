@@ -34,6 +34,9 @@ from heavytail.train.history import History, HistoryRecorder
 from heavytail.train.metrics import ClassStats
 
 LOGIT_MEMORY_BUDGET = 1 << 29  # bytes of logits (and their gradient) one chunk may hold by default
+CPU_CHUNK_BUDGET = 1 << 25  # on the CPU: small enough that a chunk's tensors are reused from malloc's heap
+# instead of mapped afresh (page-faulted) every step, which cost ~40 % of the CPU time of a CNN or
+# last-layer step with one big chunk; the smaller GEMMs cost nothing measurable (bench/README.md)
 
 
 @dataclass
@@ -47,10 +50,12 @@ class TrainResult:
 
 
 def auto_chunk_size(problem: Problem) -> int:
-    """Samples per chunk so that logits, probabilities, their gradient and the model's activations fit in the memory budget."""
+    """Samples per chunk so that logits, probabilities, their gradient and the model's activations fit in the
+    memory budget (a smaller one on the CPU, where big buffers allocated every step are page-faulted every step)."""
     targets_per_sample = problem.y[0].numel() if problem.y.dim() > 1 else 1
     bytes_per_sample = 3 * 4 * problem.num_classes * targets_per_sample + problem.activation_bytes_per_sample
-    return max(1, LOGIT_MEMORY_BUDGET // bytes_per_sample)
+    budget = CPU_CHUNK_BUDGET if problem.y.device.type == "cpu" else LOGIT_MEMORY_BUDGET
+    return max(1, budget // bytes_per_sample)
 
 
 def has_dropout(model: nn.Module) -> bool:
