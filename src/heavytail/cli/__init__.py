@@ -332,13 +332,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     if args.list or args.preset is None:
         rows = _preset_table()
         lines = []
+        width = max(19, *(len(row["preset"]) for row in rows))
         for row in rows:
-            lines.append(f"{row['preset']:<19} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
-            lines.append(f"{'':<19} {row['title']}")
+            lines.append(f"{row['preset']:<{width}} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
+            lines.append(f"{'':<{width}} {row['title']}")
             for name, cost in row["scales"].items():
                 work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no sweep"
                 lines.append(
-                    f"{'':<19} {name:<6} {work}: "
+                    f"{'':<{width}} {name:<6} {work}: "
                     f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"
                 )
         emit(args, rows, "\n".join(lines))

@@ -80,7 +80,7 @@ def tinyptb_windows(streams: int, windows: int | None, seq_len: int, vocab: Voca
     vocab_size, note = len(corpus.vocab), corpus.note
     if vocab == "used":
         used, counts = torch.unique(tokens, return_counts=True)
-        order = sorted(range(len(used)), key=lambda i: (-int(counts[i]), int(used[i])))  # by count, ties by corpus index
+        order = torch.sort(counts, descending=True, stable=True).indices  # by count, ties by corpus index
         remap = torch.full((len(corpus.vocab),), -1, dtype=torch.long)
         remap[used[order]] = torch.arange(len(used))
         tokens, vocab_size = remap[tokens], len(used)
