@@ -1,6 +1,6 @@
 """v1 Fig 4 / NeurIPS Fig 5: a one-layer attention-only transformer on TinyPTB, only its last layer trained.
 
-    heavytail reproduce ptb-last-layer --data-dir ../shared/data     # small: 5,600 targets, width 128, ~10 min
+    heavytail reproduce ptb-last-layer --data-dir ../shared/data     # small: 5,600 targets, width 128, ~10 min on 2 idle cores
     heavytail reproduce ptb-last-layer --scale paper --device cuda   # needs ptb.train.txt (the paper's vocabulary)
 
 GD, Adam, normalized GD and sign descent, each with and without momentum, train the head of the

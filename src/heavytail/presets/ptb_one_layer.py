@@ -1,6 +1,6 @@
 """v1 Fig 10: a one-layer transformer on TinyPTB trained whole with full-batch GD+m and Adam+m.
 
-    heavytail reproduce ptb-one-layer --data-dir ../shared/data     # small: 5,600 targets, width 64, ~6 min
+    heavytail reproduce ptb-one-layer --data-dir ../shared/data     # small: 5,600 targets, width 64, ~2 min
     heavytail reproduce ptb-one-layer --scale paper --device cuda   # needs ptb.train.txt (the paper's vocabulary)
     heavytail reproduce ptb-one-layer -p log_mode=train             # log losses with dropout on, as the paper's code (D12)
 

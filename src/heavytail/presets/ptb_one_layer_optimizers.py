@@ -1,6 +1,6 @@
 """v1 Fig 13: the one-layer transformer on TinyPTB with GD, Adam, normalized GD and sign descent (± momentum).
 
-    heavytail reproduce ptb-one-layer-optimizers --data-dir ../shared/data     # small: ~12 min on 2 cores
+    heavytail reproduce ptb-one-layer-optimizers --data-dir ../shared/data     # small: ~3 min on 2 idle cores
     heavytail reproduce ptb-one-layer-optimizers --scale paper --device cuda
 
 Sizes are those of `ptb-one-layer` (its seed-0 runs are shared through the store). Paper scale:
