@@ -52,6 +52,8 @@ class Scale:
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
     variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
+    batch_size: int | None = None  # samples per step (None: full batch)
+    checkpoint_every: int | None = None  # default --checkpoint-every of the scale's runs (long runs)
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,8 @@ class Preset:
         s = self.scale(scale)
         runs = flops = 0.0
         for label, options in self.problems(scale).items():
-            per_step = make_problem_options(self.problem_name(label), options).flops_per_step()
+            problem = make_problem_options(self.problem_name(label), options)
+            per_step = problem.flops_per_step() if s.batch_size is None else s.batch_size * problem.flops_per_sample()
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * s.steps * per_step

@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from heavytail.presets.base import Curve, Preset, Study
+from heavytail.presets.base import Curve, Preset, Scale, Study
 from heavytail.runner import summarize
 from heavytail.spec import RunSpec
 from heavytail.store import RunRecord, Store, write_json
@@ -34,15 +34,16 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int) -> RunSpec:
     return RunSpec(
         problem=preset.problem_name(label),
         problem_options=options,
         optimizer=curve.optimizer,
         optimizer_options=curve.options,
         lr=lr_of(exponent),
-        steps=steps,
+        steps=s.steps,
         seed=seed,
+        batch_size=s.batch_size,
     )
 
 
@@ -69,8 +70,14 @@ def reproduce(
     device: str = "cpu",
     out: Path | None = None,
     progress: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``)."""
+    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``).
+
+    ``settings``: :func:`heavytail.run`'s execution keywords for every run (``checkpoint_every``,
+    ``precision``, ``compile``); ``checkpoint_every`` defaults to the scale's.
+    """
+    settings = {"checkpoint_every": preset.scale(scale).checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
     store = store or Store()
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
@@ -87,12 +94,12 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, key.problem, problems[key.problem], curve, s.steps, exponent, seed)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, s, exponent, seed)
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
             todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
-            failures = executor.run(todo, store, device, progress) if todo else []
+            failures = executor.run(todo, store, device, progress, settings) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
                 raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")
@@ -115,13 +122,14 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, label, options, curve, s.steps, exponent, first_seed).run_id)
+            record = store.load(_spec(preset, label, options, curve, s, exponent, first_seed).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
                 run_id=record.run_id,
                 group_loss_initial=brief["group_loss_initial"],
                 group_loss_final=brief["group_loss_final"],
+                **{k: brief[k] for k in ("val_group_loss_initial", "val_group_loss_final") if k in brief},
             )
             if s.show_steps is not None and s.show_steps < s.steps:
                 entry.update(_shown(record, s.show_steps))
