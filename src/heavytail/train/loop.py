@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from heavytail.options import ConfigError
 from heavytail.problems.base import Problem
+from heavytail.seeding import derive_seed
 from heavytail.train.checkpoint import FORMAT, restore_rng, restore_rows, rng_state, rows_state
 from heavytail.train.history import History, HistoryRecorder
 from heavytail.train.metrics import ClassStats
@@ -185,11 +186,12 @@ def train(
     done, epoch, offset, elapsed = 0, 0, 0, 0.0
     rng = torch.random.fork_rng(devices=[device] if device.type == "cuda" else [])
     rng.__enter__()
-    torch.manual_seed(seed)  # dropout's stream: the same for every run of this seed, restored by checkpoints
+    torch.manual_seed(derive_seed(seed, f"training rank {rank}"))  # dropout's stream: fixed by the seed, one per rank
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
-        restore_rng(resume["rng"])
+        if rank < len(resume["rng"]):  # a different number of processes: the extra ranks keep their fresh streams
+            restore_rng(resume["rng"][rank])
         done, epoch, offset, elapsed = resume["step"], resume["data"]["epoch"], resume["data"]["offset"], resume["elapsed"]
         generator.set_state(resume["data"]["generator"])
         stats.sums.copy_(resume["stats"]["sums"] if rank == 0 else torch.zeros_like(stats.sums))  # rank 0 saved the reduced sums
@@ -230,7 +232,7 @@ def train(
             "step": done,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
-            "rng": rng_state(device),
+            "rng": _gathered(rng_state(device), size),
             "data": {"epoch": epoch, "offset": offset, "generator": order_state if order_state is not None else generator.get_state()},
             "stats": {"sums": stats.sums.clone(), "with_accuracy": stats.with_accuracy},
             "rows": rows_state(recorder),
@@ -317,6 +319,15 @@ def train(
         rng.__exit__(None, None, None)
     validation = validator.recorder.history() if validator is not None else None
     return TrainResult(recorder.history(), diverged, done, time.perf_counter() - start, validation, resumed_from)
+
+
+def _gathered(value: Any, size: int) -> list[Any]:
+    """``value`` of every rank, in rank order (``[value]`` in a single process)."""
+    if size == 1:
+        return [value]
+    values: list[Any] = [None] * size
+    dist.all_gather_object(values, value)
+    return values
 
 
 def _no_sync(model: nn.Module, skip: bool) -> Any:
