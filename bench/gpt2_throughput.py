@@ -3,8 +3,9 @@
 One step = heavytail's loop (:func:`heavytail.train.train`, full-batch mode over ``--batch`` windows of
 ``--seq-len`` tokens, gradient accumulation over micro-batches of ``--micro``, one row of per-class
 statistics per step: the most metrics the loop ever computes) with ``adam+m``. "metrics off" is the
-same call with :meth:`ClassStats.add` replaced by a no-op, so the difference is what the per-class
-(sum, count) statistics cost. Repetitions are interleaved (on, off, on, ...) after a warm-up; medians.
+same call with :meth:`ClassStats.add` reduced to the batch's total loss and count (what the loop
+needs to detect divergence), so the difference is what the per-class (sum, count) statistics and
+accuracy cost. Repetitions are interleaved (on, off, on, ...) after a warm-up; medians.
 
 FLOPs per token: 6·N (N = parameters without the embedding table) + 12·layers·T·d for attention
 (:meth:`GPT2Config.train_flops_per_token`). MFU = achieved FLOP/s over a peak: on CUDA the device's
@@ -57,10 +58,16 @@ def peak_flops(device: torch.device, given: float | None) -> tuple[float, str]:
     return 2 * 2048**3 / seconds, "measured float32 2048^3 matmul"
 
 
+def _totals_only(self: ClassStats, losses: torch.Tensor, targets: torch.Tensor, logits: torch.Tensor | None = None) -> None:
+    """The mean loss the loop needs (divergence check), without per-class sums or accuracy."""
+    self.sums[0, 0] += losses.detach().sum()
+    self.sums[2, 0] += losses.numel()
+
+
 @contextlib.contextmanager
 def metrics_off():
     original = ClassStats.add
-    ClassStats.add = lambda self, losses, targets, logits=None: None
+    ClassStats.add = _totals_only
     try:
         yield
     finally:
