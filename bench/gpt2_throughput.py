@@ -84,9 +84,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", choices=["auto", "fp32"], default="auto")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's; 1 is steadier on a busy machine)")
     parser.add_argument("--peak-tflops", type=float, help="peak for MFU (default: known GPU, or measured on the CPU)")
     args = parser.parse_args(argv)
     device, config = torch.device(args.device), CONFIGS[args.config]
+    if args.threads:
+        torch.set_num_threads(args.threads)
     weights = 1.0 / torch.arange(1, config.vocab_size + 1, dtype=torch.float64)
     tokens = torch.multinomial(weights, args.batch * config.seq_len + 1, replacement=True, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(0)

@@ -150,3 +150,17 @@ def test_gpt2_wikitext_problem_on_the_local_files(shared_data):
     assert problem.class_counts().sum() == problem.num_samples * 32
     assert len(problem.validation) == 1023 // 32
     assert options.flops_per_sample() == 32 * options.config().train_flops_per_token()
+
+
+def test_preset_scales():
+    from heavytail.presets import get_preset
+
+    preset = get_preset("v1-fig1")
+    paper = preset.scale("paper")
+    assert (paper.steps, paper.batch_size, paper.checkpoint_every) == (15_000, 512, 500)  # D9, D34
+    assert {name: float(c.fixed) for name, c in paper.curves.items()} == {"gd+m": -2.0, "adam+m": -4.5}
+    assert preset.scale("paper-sweep").steps == 5_000
+    cost = preset.cost("paper")  # two runs of 15,000 steps x 512 windows x 1,024 tokens x 0.857 GFLOP
+    assert cost["runs"] == 2 and cost["tflop"] == pytest.approx(2 * 15_000 * 512 * 1024 * GPT2Config().train_flops_per_token() / 1e12, rel=0.01)
+    small = preset.scale("small")
+    assert small.batch_size == 16 and small.checkpoint_every is None and all(c.grid is not None for c in small.curves.values())

@@ -96,7 +96,8 @@ class Preset:
         runs = flops = 0.0
         for label, options in self.problems(scale).items():
             problem = make_problem_options(self.problem_name(label), options)
-            per_step = problem.flops_per_step() if s.batch_size is None else s.batch_size * problem.flops_per_sample()
+            per_sample = getattr(problem, "flops_per_sample", None)  # mini-batch cost, where the problem declares it
+            per_step = s.batch_size * per_sample() if s.batch_size is not None and per_sample else problem.flops_per_step()
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * s.steps * per_step

@@ -176,11 +176,12 @@ def train(
     model.train()
     bar = tqdm(total=steps, disable=not progress, unit="step", leave=False, dynamic_ncols=True)
 
-    full_normaliser = (
-        float(n * problem.targets_per_sample)
-        if problem.class_weights is None
-        else (problem.class_counts().to(device) * problem.class_weights).sum()
-    )  # the same every full-batch step: computed once
+    if problem.class_weights is None:  # the same every full-batch step: computed once
+        full_normaliser: Tensor | float = float(n * problem.targets_per_sample)
+    elif problem.y is not None:
+        full_normaliser = problem.class_weights[problem.y.reshape(-1)].sum()
+    else:
+        full_normaliser = (problem.class_counts().to(device) * problem.class_weights).sum()
     snapshot_at = frozenset(snapshot_steps) if on_snapshot is not None else frozenset()
     generator = torch.Generator().manual_seed(seed)
     done, epoch, offset, elapsed = 0, 0, 0, 0.0
