@@ -9,7 +9,11 @@ from heavytail.problems.base import Problem
 
 
 class ProblemOptions(Protocol):
-    """A frozen dataclass of problem options that can build the problem for a seed."""
+    """A frozen dataclass of problem options that can build the problem for a seed.
+
+    It may declare ``cpu_gflops``, the float32 rate its steps reach on a 2-core CPU, when that is far
+    from the GEMM rate cost estimates assume (small convolutions, for example).
+    """
 
     def build(self, seed: int) -> Problem: ...
 
