@@ -77,7 +77,9 @@ def reproduce(
     ``settings``: :func:`heavytail.run`'s execution keywords for every run (``checkpoint_every``,
     ``precision``, ``compile``); ``checkpoint_every`` defaults to the scale's.
     """
+    defaults = {"checkpoint_every": None, "precision": "auto", "compile": False}
     settings = {"checkpoint_every": preset.scale(scale).checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    settings = {k: v for k, v in settings.items() if defaults.get(k, object()) != v}  # an executor of old takes none
     store = store or Store()
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
@@ -99,7 +101,7 @@ def reproduce(
             if not wanted:
                 break
             todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
-            failures = executor.run(todo, store, device, progress, settings) if todo else []
+            failures = (executor.run(todo, store, device, progress, settings) if settings else executor.run(todo, store, device, progress)) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
                 raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")
