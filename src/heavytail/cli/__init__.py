@@ -20,13 +20,14 @@ from typing import Any, Sequence
 
 from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, parse_assignments
-from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
+from heavytail.cli.common import add_data_dir_option, add_execution_options, add_store_options, emit, execution_settings, step_list
 from heavytail.spec import RunSpec, TrackedSpec
 from heavytail.integrity import CorruptRunError
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
 from heavytail.sweep.reproduce import SweepError
+from heavytail.train.loop import world
 
 
 def _int_at_least(low: int, high: int = 2**63 - 1) -> Any:
@@ -103,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10; at most one per class)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
     p.add_argument("--snapshots", type=step_list, default=[], metavar="STEPS", help="keep the model's parameters after these steps, e.g. 0,10,100 (for `heavytail curvature`)")
+    add_execution_options(p)
     add_data_dir_option(p)
     add_store_options(p)
 
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
     p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE",
                    help="override a problem option of the preset, repeatable (e.g. -p log_mode=train)")  # fmt: skip
+    add_execution_options(p, preset_default=True)
     add_data_dir_option(p)
     add_store_options(p)
 
@@ -189,6 +192,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
         snapshots=args.snapshots,
+        **execution_settings(args),
     )
     history = record.history if record.has_history else None
     natural = history is not None and history.class_groups is not None
@@ -337,7 +341,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             lines.append(f"{row['preset']:<{width}} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
             lines.append(f"{'':<{width}} {row['title']}")
             for name, cost in row["scales"].items():
-                work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no sweep"
+                work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no step-size grid"
                 lines.append(
                     f"{'':<{width}} {name:<6} {work}: "
                     f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"
@@ -351,12 +355,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     if isinstance(preset, Study) and args.problem_options:
         raise ConfigError(f"-p {args.problem_options[0]} needs a step-size sweep preset; {preset.name!r} is a computed figure")
+    settings = execution_settings(args)
+    if settings["checkpoint_every"] is None and not isinstance(preset, Study):
+        settings["checkpoint_every"] = preset.scale(args.scale).checkpoint_every
     if isinstance(preset, Study):
         executor: Any = None
     elif args.executor == "slurm":
         executor = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
     else:
-        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
+        one = args.device.startswith("cuda") or world()[1] > 1  # one GPU, or torchrun's processes: one run at a time
+        executor = LocalExecutor(args.workers or (1 if one else None))
     if not args.json:
         work = f"about {cost['runs']} runs" if cost["runs"] else "a computed figure"
         print(
@@ -379,6 +387,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.json and sys.stderr.isatty(),
         problem_options=parse_assignments(args.problem_options, "problem"),
+        settings=settings,
     )
     emit(args, summary, _format_reproduce(summary))
     return 0
@@ -420,11 +429,24 @@ COMMANDS = {
 }
 
 
+def _join_torchrun() -> None:
+    """Join the process group ``torchrun`` describes in the environment (NCCL with GPUs, else gloo); no-op otherwise."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        import torch
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
     if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
         os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
+    _join_torchrun()
+    if world()[0] != 0:  # under torchrun only rank 0 prints
+        sys.stdout = open(os.devnull, "w")
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, RunLocked, SweepError, SelectionError, CorruptRunError) as exc:

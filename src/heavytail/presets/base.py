@@ -52,6 +52,8 @@ class Scale:
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
     variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
+    batch_size: int | None = None  # samples per step (None: full batch)
+    checkpoint_every: int | None = None  # default --checkpoint-every of the scale's runs (long runs)
 
 
 @dataclass(frozen=True)
@@ -91,16 +93,19 @@ class Preset:
     def cost(self, scale: str) -> dict[str, Any]:
         """Expected number of runs, total FLOPs and minutes on a 2-core CPU (before any grid extension)."""
         s = self.scale(scale)
-        runs = flops = 0.0
+        runs = flops = cpu_seconds = 0.0
         for label, options in self.problems(scale).items():
-            per_step = make_problem_options(self.problem_name(label), options).flops_per_step()
+            problem = make_problem_options(self.problem_name(label), options)
+            per_sample = getattr(problem, "flops_per_sample", None)  # mini-batch cost, where the problem declares it
+            per_step = s.batch_size * per_sample() if s.batch_size is not None and per_sample else problem.flops_per_step()
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * s.steps * per_step
+                cpu_seconds += curve.expected_runs() * s.steps * per_step / (getattr(problem, "cpu_gflops", CPU_GFLOPS) * 1e9)
         return {
             "runs": int(runs),
             "tflop": flops / 1e12,
-            "cpu_minutes": flops / (CPU_GFLOPS * 1e9) / 60,
+            "cpu_minutes": cpu_seconds / 60,
             "gpu_minutes": flops / (GPU_GFLOPS * 1e9) / 60,
         }
 

@@ -1,12 +1,14 @@
 """Problems (data + model + loss) and the registry that names them for specs and the CLI."""
 
 from heavytail.problems.base import Problem, class_loss_weights
+from heavytail.problems.gpt2 import GPT2WikiTextProblem
 from heavytail.problems.linear import LinearProblem
 from heavytail.problems.mnist import BarcodedOnlyProblem, MnistBarcodedProblem, MnistProblem
 from heavytail.problems.registry import make_problem_options, problem_names, register_problem
 from heavytail.problems.tinyptb import TinyPtbLastLayer, TinyPtbOneLayer
 
 register_problem("linear", LinearProblem)
+register_problem("gpt2-wikitext", GPT2WikiTextProblem)
 for _mnist_problem in (MnistProblem, MnistBarcodedProblem, BarcodedOnlyProblem):
     register_problem(_mnist_problem.name, _mnist_problem)
 for _text_problem in (TinyPtbLastLayer, TinyPtbOneLayer):
@@ -14,6 +16,7 @@ for _text_problem in (TinyPtbLastLayer, TinyPtbOneLayer):
 
 __all__ = [
     "BarcodedOnlyProblem",
+    "GPT2WikiTextProblem",
     "LinearProblem",
     "MnistBarcodedProblem",
     "MnistProblem",

@@ -9,12 +9,19 @@ from heavytail.problems.base import Problem
 
 
 class ProblemOptions(Protocol):
-    """A frozen dataclass of problem options that can build the problem for a seed."""
+    """A frozen dataclass of problem options that can build the problem for a seed.
+
+    It may declare ``cpu_gflops``, the float32 rate its steps reach on a 2-core CPU, when that is far
+    from the GEMM rate cost estimates assume (small convolutions, for example).
+    """
 
     def build(self, seed: int) -> Problem: ...
 
     def flops_per_step(self) -> float:
-        """Rough cost of one full-batch optimizer step, for the cost estimates of presets."""
+        """Rough cost of one full-batch optimizer step, for the cost estimates of presets.
+
+        Problems trained on mini-batches may also define ``flops_per_sample()``; presets with a batch
+        size use it (else this full-batch cost, an upper bound)."""
         ...
 
 

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from heavytail.presets.base import Curve, Preset, Study
+from heavytail.presets.base import Curve, Preset, Scale, Study
 from heavytail.runner import summarize
 from heavytail.spec import RunSpec
 from heavytail.store import RunRecord, Store, write_json
@@ -34,15 +34,16 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int) -> RunSpec:
     return RunSpec(
         problem=preset.problem_name(label),
         problem_options=options,
         optimizer=curve.optimizer,
         optimizer_options=curve.options,
         lr=lr_of(exponent),
-        steps=steps,
+        steps=s.steps,
         seed=seed,
+        batch_size=s.batch_size,
     )
 
 
@@ -70,12 +71,18 @@ def reproduce(
     out: Path | None = None,
     progress: bool = False,
     problem_options: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``).
 
     ``problem_options`` override the preset's options of every problem (e.g. ``{"log_mode": "train"}``);
     the default ``out`` then names them, so the figure of the preset as declared is kept.
+    ``settings``: :func:`heavytail.run`'s execution keywords for every run (``checkpoint_every``,
+    ``precision``, ``compile``); ``checkpoint_every`` defaults to the scale's.
     """
+    defaults = {"checkpoint_every": None, "precision": "auto", "compile": False}
+    settings = {"checkpoint_every": preset.scale(scale).checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    settings = {k: v for k, v in settings.items() if defaults.get(k, object()) != v}  # an executor of old takes none
     store = store or Store()
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
@@ -93,12 +100,12 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, key.problem, problems[key.problem], curve, s.steps, exponent, seed)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, s, exponent, seed)
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
             todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
-            failures = executor.run(todo, store, device, progress) if todo else []
+            failures = (executor.run(todo, store, device, progress, settings) if settings else executor.run(todo, store, device, progress)) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
                 raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")
@@ -121,13 +128,14 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, label, options, curve, s.steps, exponent, first_seed).run_id)
+            record = store.load(_spec(preset, label, options, curve, s, exponent, first_seed).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
                 run_id=record.run_id,
                 group_loss_initial=brief["group_loss_initial"],
                 group_loss_final=brief["group_loss_final"],
+                **{k: brief[k] for k in ("val_group_loss_initial", "val_group_loss_final") if k in brief},
             )
             if s.show_steps is not None and s.show_steps < s.steps:
                 entry.update(_shown(record, s.show_steps))
