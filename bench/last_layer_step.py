@@ -28,7 +28,6 @@ import argparse
 import os
 import statistics
 import sys
-import time
 from typing import Callable
 
 import torch
@@ -37,7 +36,7 @@ import torch.nn.functional as F
 from heavytail.optim import make_optimizer
 from heavytail.problems import make_problem_options
 from heavytail.train import HistoryRecorder, train
-from timing import clock
+from timing import interleaved
 
 GOAL, LR = 0.05, 0.1
 
@@ -64,45 +63,37 @@ def main(argv: list[str] | None = None) -> int:
     options = {"streams": args.streams, "windows": args.windows, "width": args.width, "vocab": args.vocab}
     cached = make_problem_options("tinyptb-last-layer", options).build(seed=0).to(device)
     naive = make_problem_options("tinyptb-last-layer", {**options, "features": "recompute"}).build(seed=0).to(device)
-    head = cached.model.model.head
-    init = {k: v.clone() for k, v in head.state_dict().items()}
+    heads = {"cached": cached.model.model.head, "naive": naive.model.head}
+    init = {k: v.clone() for k, v in heads["cached"].state_dict().items()}
     features, targets = cached.x, cached.y.reshape(-1)
 
-    def ours(problem, chunk_size: int | None) -> Callable[[], object]:  # noqa: ANN001
-        model_head = problem.model.model.head if problem is cached else problem.model.head
-        model_head.load_state_dict(init)
+    def ours(route: str, chunk_size: int | None) -> Callable[[], object]:
+        problem = cached if route == "cached" else naive
+        heads[route].load_state_dict(init)
         optimizer = make_optimizer("gd+m", problem.trainable_parameters(), LR)
         recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
         return lambda: train(problem, optimizer, steps, recorder=recorder, chunk_size=chunk_size)
 
     def bare() -> Callable[[], object]:
+        head = heads["cached"]
         head.load_state_dict(init)
-        optimizer = torch.optim.SGD(head.parameters(), lr=LR, momentum=0.9)
+        sgd = torch.optim.SGD(head.parameters(), lr=LR, momentum=0.9)
 
-        def run() -> None:
+        def steps_of_the_head() -> None:
             for _ in range(steps):
                 F.cross_entropy(head(features).reshape(-1, cached.num_classes), targets).backward()
-                optimizer.step()
-                optimizer.zero_grad()
+                sgd.step()
+                sgd.zero_grad()
 
-        return run
+        return steps_of_the_head
 
     makers = {
-        "train(), one chunk": lambda: ours(cached, cached.num_samples),
+        "train(), one chunk": lambda: ours("cached", cached.num_samples),
         "bare PyTorch loop": bare,
-        "train(), default chunks": lambda: ours(cached, None),
-        "naive, default chunks": lambda: ours(naive, None),
+        "train(), default chunks": lambda: ours("cached", None),
+        "naive, default chunks": lambda: ours("naive", None),
     }
-    wall: dict[str, list[float]] = {name: [] for name in makers}
-    cpu: dict[str, list[float]] = {name: [] for name in makers}
-    for rep in range(args.repeats + 1):  # repetition 0 is the warm-up
-        for name, make in makers.items():
-            fn = make()
-            start_cpu = time.process_time()  # user + sys
-            seconds = clock(fn, device) / steps
-            if rep:
-                wall[name].append(seconds)
-                cpu[name].append((time.process_time() - start_cpu) / steps)
+    wall, cpu = interleaved(makers, args.repeats, steps, device)
     median = {name: statistics.median(t) for name, t in wall.items()}
     info = cached.info
     print(f"tinyptb-last-layer: {info['n']:,} targets ({args.streams} streams x {info['windows']} windows x 35), c={cached.num_classes:,}, "

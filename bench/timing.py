@@ -16,3 +16,22 @@ def clock(fn: Callable[[], object], device: torch.device) -> float:
     fn()
     sync()
     return time.perf_counter() - start
+
+
+def interleaved(makers: dict[str, Callable[[], Callable[[], object]]], repeats: int, steps: int, device: torch.device
+                ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:  # fmt: skip
+    """Wall and CPU (user + sys) seconds per step of each variant, repetitions interleaved after a warm-up round.
+
+    ``makers[name]()`` prepares a fresh run (weights reset, new optimizer) and returns the function to time.
+    """
+    wall: dict[str, list[float]] = {name: [] for name in makers}
+    cpu: dict[str, list[float]] = {name: [] for name in makers}
+    for rep in range(repeats + 1):  # repetition 0 is the warm-up
+        for name, make in makers.items():
+            fn = make()
+            start_cpu = time.process_time()
+            seconds = clock(fn, device) / steps
+            if rep:
+                wall[name].append(seconds)
+                cpu[name].append((time.process_time() - start_cpu) / steps)
+    return wall, cpu

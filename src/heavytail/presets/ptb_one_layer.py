@@ -37,6 +37,16 @@ SMALL_GRIDS = {
     "normgd": (-1, 1), "normgd+m": (-2, 0), "sign": (-4, -2), "sign+m": (-5, -3),
 }  # fmt: skip  (the paper's dense windows for the one-layer model, section 5.4)
 
+
+def one_layer_scales(optimizers: tuple[str, ...]) -> dict[str, Scale]:
+    """The small and paper scales of the one-layer figures for ``optimizers`` (shared with `ptb-one-layer-optimizers`)."""
+    small_curves = {name: Curve(name, grid=GridConfig(*SMALL_GRIDS[name], dense_radius=Fraction(1, 2))) for name in optimizers}
+    return {
+        "small": Scale(problem_options=SMALL_DATA, steps=SMALL_STEPS, curves=small_curves),
+        "paper": Scale(problem_options={}, steps=PAPER_STEPS, curves={name: Curve(name, grid=GridConfig(-6, 1)) for name in optimizers}),
+    }
+
+
 PRESET = Preset(
     name="ptb-one-layer",
     title="One-layer transformer on TinyPTB, full batch: GD+m vs Adam+m",
@@ -44,20 +54,6 @@ PRESET = Preset(
     neurips_figure="appendix (number unverified)",
     aliases=("v1-fig10",),
     problem="tinyptb-one-layer",
-    scales={
-        "small": Scale(
-            problem_options=SMALL_DATA,
-            steps=SMALL_STEPS,
-            curves={
-                name: Curve(name, grid=GridConfig(*SMALL_GRIDS[name], dense_radius=Fraction(1, 2)))
-                for name in ("gd+m", "adam+m")
-            },
-        ),
-        "paper": Scale(
-            problem_options={},
-            steps=PAPER_STEPS,
-            curves={name: Curve(name, grid=GridConfig(-6, 1)) for name in ("gd+m", "adam+m")},
-        ),
-    },
+    scales=one_layer_scales(("gd+m", "adam+m")),
     notes=__doc__ or "",
 )
