@@ -169,8 +169,19 @@ def _encode_file(tokenizer: Tokenizer, path: Path, vocab: Vocabulary) -> Tensor:
     return torch.from_numpy(np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
 
 
-def load_text_corpus(name: str, tokenizer: str = "word", *, vocab_size: int = 4000, data_dir: str | Path | None = None) -> TextCorpus:
-    """Read, tokenize and encode corpus ``name`` (see :data:`CORPORA`) from the data directory."""
+def load_text_corpus(
+    name: str,
+    tokenizer: str = "word",
+    *,
+    vocab_size: int = 4000,
+    data_dir: str | Path | None = None,
+    vocab_splits: Sequence[str] | None = None,
+) -> TextCorpus:
+    """Read, tokenize and encode corpus ``name`` (see :data:`CORPORA`) from the data directory.
+
+    ``vocab_splits`` names the splits the vocabulary comes from (e.g. ``("train",)``, a one-line
+    :class:`DataError` when one is absent); None: the train split, else the corpus's fallback splits.
+    """
     try:
         layout = CORPORA[name]
     except KeyError:
@@ -179,13 +190,18 @@ def load_text_corpus(name: str, tokenizer: str = "word", *, vocab_size: int = 40
     train_path = dataset_file(dataset, layout.train, data_dir)
     valid_path = dataset_file(dataset, layout.valid, data_dir)
     note = ""
-    try:
-        vocab_paths = [dataset_file(dataset, "train", data_dir)]
-    except DataError:
-        if not layout.vocab_fallback:
-            raise
-        vocab_paths = [dataset_file(dataset, split, data_dir) for split in layout.vocab_fallback]
-        note = f"{dataset.name} train split absent: vocabulary built from the {' + '.join(layout.vocab_fallback)} splits (the paper uses train)"
+    if vocab_splits is not None:
+        vocab_paths = [dataset_file(dataset, split, data_dir) for split in vocab_splits]
+        if tuple(vocab_splits) != ("train",):
+            note = f"vocabulary built from the {' + '.join(vocab_splits)} splits of {dataset.name} (the paper uses train)"
+    else:
+        try:
+            vocab_paths = [dataset_file(dataset, "train", data_dir)]
+        except DataError:
+            if not layout.vocab_fallback:
+                raise
+            vocab_paths = [dataset_file(dataset, split, data_dir) for split in layout.vocab_fallback]
+            note = f"{dataset.name} train split absent: vocabulary built from the {' + '.join(layout.vocab_fallback)} splits (the paper uses train)"
     tok = make_tokenizer(tokenizer, vocab_paths, vocab_size=vocab_size, data_dir=data_dir)
     md5s = {str(p): md5sum(p) for p in {train_path, valid_path, *vocab_paths}}
     key = hashlib.sha256(json.dumps([tok.name, sorted(md5s.items()), [str(p) for p in vocab_paths], str(train_path), str(valid_path)]).encode()).hexdigest()[:16]

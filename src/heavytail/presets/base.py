@@ -44,14 +44,25 @@ class Curve:
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes and horizon of one scale of a preset, and its curves (label -> curve)."""
+    """Sizes and horizon of one scale of a preset, and its curves (label -> curve).
+
+    The horizon is ``steps`` optimizer steps, or ``epochs`` passes over the data (mini-batch
+    presets; the runs' steps are then counted from the data once per problem). ``batch_size``
+    None trains full batch.
+    """
 
     problem_options: Mapping[str, Any]
-    steps: int
-    curves: Mapping[str, Curve]
+    steps: int = 0
+    curves: Mapping[str, Curve] = field(default_factory=dict)
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
     variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
+    epochs: int | None = None  # horizon in epochs instead of steps
+    batch_size: int | None = None  # mini-batch size (None: full batch)
+
+    def __post_init__(self) -> None:
+        if (self.steps > 0) == (self.epochs is not None):
+            raise ValueError(f"a scale needs exactly one horizon: steps={self.steps}, epochs={self.epochs}")
 
 
 @dataclass(frozen=True)
@@ -94,9 +105,10 @@ class Preset:
         runs = flops = 0.0
         for label, options in self.problems(scale).items():
             per_step = make_problem_options(self.problem_name(label), options).flops_per_step()
+            passes = s.steps if s.epochs is None else s.epochs  # an epoch of mini-batches costs about one full-batch step
             for curve in s.curves.values():
                 runs += curve.expected_runs()
-                flops += curve.expected_runs() * s.steps * per_step
+                flops += curve.expected_runs() * passes * per_step
         return {
             "runs": int(runs),
             "tflop": flops / 1e12,

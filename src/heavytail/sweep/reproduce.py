@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from heavytail.presets.base import Curve, Preset, Study
-from heavytail.runner import summarize
+from heavytail.presets.base import Curve, Preset, Scale, Study
+from heavytail.runner import epoch_steps, summarize
 from heavytail.spec import RunSpec
 from heavytail.store import RunRecord, Store, write_json
 from heavytail.sweep.executors import Executor, LocalExecutor
@@ -34,7 +34,7 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int, batch_size: int | None = None) -> RunSpec:
     return RunSpec(
         problem=preset.problem_name(label),
         problem_options=options,
@@ -43,7 +43,16 @@ def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, ste
         lr=lr_of(exponent),
         steps=steps,
         seed=seed,
+        batch_size=batch_size,
     )
+
+
+def _steps(preset: Preset, scale: Scale, label: str, options: dict[str, Any]) -> int:
+    """The runs' optimizer steps: the scale's, or its epochs times the mini-batches in one pass over the data."""
+    if scale.epochs is None:
+        return scale.steps
+    curve = next(iter(scale.curves.values()))
+    return epoch_steps(_spec(preset, label, options, curve, 0, Fraction(0), 0, scale.batch_size), scale.epochs)
 
 
 def outcome_of(record: RunRecord, exponent: Fraction) -> Outcome:
@@ -75,6 +84,7 @@ def reproduce(
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
     problems = preset.problems(scale)
+    steps = {label: _steps(preset, s, label, options) for label, options in problems.items()}
     plans = {_Key(p, c): curve for p in problems for c, curve in s.curves.items()}
     outcomes: dict[_Key, dict[tuple[Fraction, int], Outcome]] = {key: {} for key in plans}
     start, computed = time.perf_counter(), 0
@@ -87,7 +97,7 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, key.problem, problems[key.problem], curve, s.steps, exponent, seed)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, steps[key.problem], exponent, seed, s.batch_size)
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
@@ -115,7 +125,7 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, label, options, curve, s.steps, exponent, first_seed).run_id)
+            record = store.load(_spec(preset, label, options, curve, steps[label], exponent, first_seed, s.batch_size).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
@@ -123,7 +133,7 @@ def reproduce(
                 group_loss_initial=brief["group_loss_initial"],
                 group_loss_final=brief["group_loss_final"],
             )
-            if s.show_steps is not None and s.show_steps < s.steps:
+            if s.show_steps is not None and s.show_steps < steps[label]:
                 entry.update(_shown(record, s.show_steps))
             section[name] = entry
         sections[label] = {
