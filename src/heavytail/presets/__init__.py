@@ -15,6 +15,8 @@ from heavytail.presets import (
     linear_large_step,
     linear_long,
     linear_optimizers,
+    ptb_reweighted,
+    ptb_two_layer,
     token_stats,
     weighted_quadratic,
 )
@@ -36,6 +38,8 @@ PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed on
         cnn_barcoded,
         cnn_barcoded_only,
         cnn_optimizers,
+        ptb_two_layer,
+        ptb_reweighted,
     )
 }
 
