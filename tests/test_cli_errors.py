@@ -59,6 +59,7 @@ CASES = [
     (RUN + ["-o", "momentum=nan"], "'nan'"),
     (RUN + ["-o", "momentum=1e999"], "'1e999'"),
     (RUN + ["-o", "momentum=1.5"], "1.5"),
+    (RUN[:3] + ["adam"] + RUN[4:] + ["-o", "betas=abc"], "betas='abc' (default (0.9, 0.999))"),
     (RUN + ["-o", "mom=0.9"], "'mom'"),
     (RUN + ["--optimizer", "adm"], "'adm'"),
     (RUN + ["--optimizer", "nosuch.module:Optimizer"], "'nosuch.module:Optimizer'"),

@@ -191,11 +191,15 @@ def test_store_check_reports_and_repairs(store, capsys):
     _truncate_half(store.run_dir(SPEC.run_id) / "history.npz")
     (store.run_dir(OTHER.run_id) / "lock.json").write_text("{}")
     (store.run_dir(OTHER.run_id) / ".result.json.nohost.1.tmp").write_text("{")
+    (store.root / "sweeps").mkdir()
+    (store.root / "sweeps" / "host.1.lock").touch()  # the registration of a sweep that was killed
     code, out, _ = _cli(capsys, "store", "check", "--results", root, "--json")
     problems = {(p["kind"], os.path.basename(p["path"])) for p in json.loads(out)["problems"]}
-    assert code == 1 and problems == {("damaged run", SPEC.run_id), ("stale lock", "lock.json"), ("stray file", ".result.json.nohost.1.tmp")}
+    assert code == 1 and problems == {
+        ("damaged run", SPEC.run_id), ("stale lock", "lock.json"), ("stray file", ".result.json.nohost.1.tmp"), ("stale lock", "host.1.lock")
+    }
     code, out, _ = _cli(capsys, "store", "check", "--repair", "--results", root)
-    assert code == 0 and out.count("[") == 3
+    assert code == 0 and out.count("[") == 4 and not any((store.root / "sweeps").iterdir())
     assert store.status(SPEC.run_id) is None and len(list((store.root / "quarantine").iterdir())) == 1
     assert {p.name for p in store.run_dir(OTHER.run_id).iterdir()} == {"spec.json", "history.npz", "result.json"}
     assert _cli(capsys, "store", "check", "--results", root)[0] == 0

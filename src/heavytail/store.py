@@ -287,6 +287,13 @@ class Store:
             if repair and run_findings:
                 self._repair(path.name, run_findings)
             findings += run_findings
+        for path in sorted((self.root / "sweeps").glob("*.lock")):  # registrations of sweeps killed before they could remove them
+            if not _is_locked(path):
+                finding = Finding("stale lock", path, "sweep registration held by no process")
+                if repair:
+                    path.unlink(missing_ok=True)
+                    finding.repaired = "removed"
+                findings.append(finding)
         return checked, findings
 
     def _repair(self, run_id: str, findings: list[Finding]) -> None:

@@ -338,7 +338,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             lines.append(f"{row['preset']:<19} v1 {row['v1_figure']}, NeurIPS {row['neurips_figure']}; aliases: {', '.join(row['aliases'])}")
             lines.append(f"{'':<19} {row['title']}")
             for name, cost in row["scales"].items():
-                work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no sweep"
+                work = f"~{cost['runs']} runs, {cost['tflop']:.3g} TFLOP" if cost["runs"] else "computed, no step-size grid"
                 lines.append(
                     f"{'':<19} {name:<6} {work}: "
                     f"{_duration(cost['cpu_minutes'])} on 2 CPU cores, {_duration(cost['gpu_minutes'])} on one GPU"

@@ -98,7 +98,9 @@ def make_optimizer(name: str, params: Iterable[Any], lr: float, options: Mapping
     try:
         return entry.cls(params, lr=lr, **kwargs)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"cannot build optimizer {name!r} with lr={lr} {kwargs}: {exc}") from None
+        defaults = {k: p.default for k, p in inspect.signature(entry.cls).parameters.items() if p.default is not inspect.Parameter.empty}
+        given = ", ".join(f"{k}={v!r}" + (f" (default {defaults[k]!r})" if k in defaults else "") for k, v in (options or {}).items())
+        raise ConfigError(f"cannot build optimizer {name!r} with lr={lr}{' and ' + given if given else ''}: {exc}") from None
 
 
 register_optimizer("gd", GD, "gradient descent (SGD on mini-batches)")

@@ -102,17 +102,19 @@ class Preset:
     def cost(self, scale: str) -> dict[str, Any]:
         """Expected number of runs, total FLOPs and minutes on a 2-core CPU (before any grid extension)."""
         s = self.scale(scale)
-        runs = flops = 0.0
+        runs = flops = cpu_seconds = 0.0
         for label, options in self.problems(scale).items():
-            per_step = make_problem_options(self.problem_name(label), options).flops_per_step()
+            problem = make_problem_options(self.problem_name(label), options)
+            per_step = problem.flops_per_step()
             passes = s.steps if s.epochs is None else s.epochs  # an epoch of mini-batches costs about one full-batch step
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * passes * per_step
+                cpu_seconds += curve.expected_runs() * passes * per_step / (getattr(problem, "cpu_gflops", CPU_GFLOPS) * 1e9)
         return {
             "runs": int(runs),
             "tflop": flops / 1e12,
-            "cpu_minutes": flops / (CPU_GFLOPS * 1e9) / 60,
+            "cpu_minutes": cpu_seconds / 60,
             "gpu_minutes": flops / (GPU_GFLOPS * 1e9) / 60,
         }
 

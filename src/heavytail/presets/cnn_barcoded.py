@@ -28,7 +28,7 @@ from fractions import Fraction
 from heavytail.presets.base import Curve, Preset, Scale
 from heavytail.sweep.protocol import GridConfig
 
-SMALL_CNN = {"source": "test", "width1": 16, "width2": 32}  # every problem of the small scales
+SMALL_CNN = {"source": "test", "width1": 8, "width2": 16}  # every problem of the small scales
 SMALL_PLAIN = {"plain_per_digit": 300, "normalize": "per-pixel"}  # one preprocessing for all panels (D8)
 SMALL_BARCODES = {"bits": 6, "per_class": 1}
 SMALL_DATA = {**SMALL_CNN, **SMALL_PLAIN, **SMALL_BARCODES}  # mnist-barcoded at the small scale

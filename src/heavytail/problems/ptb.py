@@ -97,6 +97,12 @@ class PtbTwoLayer(LossWeights):
         w = self.width
         return 3.0 * 2.0 * n * (self.layers * (4.0 * w * w + 2.0 * w * self.ff_width + 2.0 * self.seq_len * w) + w * c)
 
+    @property
+    def cpu_gflops(self) -> float:
+        """Rate of a step on 2 CPU cores: GEMM-bound at the paper's width; at small widths the softmax over the
+        vocabulary, dropout masks and small matrices dominate (measured: ~30 GFLOP/s at width 32)."""
+        return 125.0 if self.width >= 256 else 30.0
+
     def _tokens(self) -> tuple[torch.Tensor, int, str]:
         """The training token stream, the number of classes, and how the vocabulary differs from the paper's."""
         base = {"train": ("train",), "valid+test": ("valid", "test"), "used": ("train",) if self.source == "train" else ("valid", "test")}

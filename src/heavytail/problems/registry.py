@@ -14,7 +14,9 @@ class ProblemOptions(Protocol):
 
     It inherits :class:`~heavytail.problems.base.LossWeights`, so every problem has ``loss_weights``;
     ``renamed_options`` (optional class attribute) maps old option names to current ones, so stored
-    specs that use them still build.
+    specs that use them still build. It may declare ``cpu_gflops``, the float32 rate its steps reach
+    on a 2-core CPU, when that is far from the GEMM rate cost estimates assume (small convolutions,
+    for example).
     """
 
     loss_weights: float
