@@ -195,6 +195,7 @@ def _cost_of_own_runs(preset: Preset, presets: dict) -> float:
         for name, curve in small.curves.items()
         for other in earlier
         if isinstance(other, Preset) and other.problem == preset.problem and other.scale("small").steps == small.steps
+        and other.scale("small").epochs == small.epochs and other.scale("small").batch_size == small.batch_size
         and other.problems("small").get(preset.problem) == preset.problems("small").get(preset.problem)
         and other.scale("small").curves.get(name) == curve
     }
@@ -213,7 +214,7 @@ def test_every_builtin_preset_is_well_formed():
         budget = 10 if preset.problem == "linear" else 15  # minutes on 2 cores the issues allow
         assert _cost_of_own_runs(preset, PRESETS) <= budget, preset.name
         for scale in preset.scales.values():
-            assert scale.curves and scale.steps > 0
+            assert scale.curves and (scale.steps > 0) != (scale.epochs is not None)
             for curve in scale.curves.values():
                 assert (curve.grid is None) != (curve.fixed is None)
     assert PRESETS["linear"].scale("paper").problem_options == {"m": 11}
