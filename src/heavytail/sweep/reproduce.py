@@ -140,13 +140,16 @@ def reproduce(
             "problem": preset.problem_name(label),
             "problem_options": options,
             "sizes": _sizes(records[label]),
+            "steps": steps[label],
             "optimizers": section,
         }
+    if s.epochs is not None or s.batch_size is not None:
+        summary.update(epochs=s.epochs, batch_size=s.batch_size)
     if preset.variants:
         summary["problems"] = sections
     else:
         only = next(iter(sections.values()))
-        summary.update(problem_options=only["problem_options"], sizes=only["sizes"], optimizers=only["optimizers"])
+        summary.update(problem_options=only["problem_options"], sizes=only["sizes"], steps=only["steps"], optimizers=only["optimizers"])
     out = Path(out) if out is not None else store.root / "reproduce" / f"{preset.name}-{scale}"
     summary["figures"] = [str(p) for p in _draw(preset, scale, records, out)]
     summary["runs"] = {"total": sum(len(o) for o in outcomes.values()), "computed": computed}
