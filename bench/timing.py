@@ -1,11 +1,16 @@
-"""The clock every benchmark here uses (``from timing import clock``; benchmarks run as ``python bench/NAME.py``)."""
+"""The clock every benchmark here uses (``from timing import clock``; benchmarks run as ``python bench/NAME.py``),
+and the training call the step benchmarks time."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from heavytail.optim import make_optimizer
+from heavytail.problems import Problem
+from heavytail.train import HistoryRecorder, train
 
 
 def clock(fn: Callable[[], object], device: torch.device) -> float:
@@ -16,3 +21,11 @@ def clock(fn: Callable[[], object], device: torch.device) -> float:
     fn()
     sync()
     return time.perf_counter() - start
+
+
+def train_call(problem: Problem, init: dict[str, torch.Tensor], optimizer: str, lr: float, steps: int, **options: Any) -> Callable[[], object]:
+    """``train(problem, ...)`` from the weights ``init`` with a fresh optimizer and every per-class metric recorded, ready to clock."""
+    problem.model.load_state_dict(init)
+    opt = make_optimizer(optimizer, problem.model.parameters(), lr)
+    recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
+    return lambda: train(problem, opt, steps, recorder=recorder, **options)

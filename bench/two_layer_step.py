@@ -28,12 +28,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from heavytail.optim import make_optimizer
 from heavytail.options import parse_assignments
 from heavytail.presets.ptb_two_layer import SMALL_DATA
 from heavytail.problems import make_problem_options
-from heavytail.train import HistoryRecorder, train
-from timing import clock
+from timing import clock, train_call
 
 GOAL, LR = 0.05, 1e-3
 
@@ -61,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     init = {k: v.clone() for k, v in model.state_dict().items()}
 
     def ours(steps: int) -> Callable[[], object]:
-        model.load_state_dict(init)
-        optimizer = make_optimizer("adam+m", model.parameters(), LR)
-        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
-        return lambda: train(problem, optimizer, steps, batch_size=block, recorder=recorder)
+        return train_call(problem, init, "adam+m", LR, steps, batch_size=block)
 
     def bare() -> Callable[[], object]:
         model.load_state_dict(init)
