@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -169,3 +170,25 @@ def test_paper_scales_follow_the_papers_grids_and_horizon():
     assert {name: (c.grid.lo, c.grid.hi) for name, c in fig7.curves.items()} == {"gd": (-3, 0), "gd+m": (-3, 0), "adam": (-5, -2), "adam+m": (-5, -2)}
     assert all(c.grid.dense_seeds == (0, 1, 2) and c.grid.dense_radius == 1 for c in fig7.curves.values())
     assert isinstance(next(iter(fig9.curves.values())).grid, GridConfig)
+
+
+@pytest.mark.slow
+def test_small_scale_effect_at_the_protocols_step_sizes(tmp_path):
+    """The small scale's figures at the step sizes its protocol chose (README): SGD+m leaves the rarest group at
+    or above its initial loss, Adam+m brings it well below; SGD+m on the 1/sqrt(pi)-weighted loss ends lower."""
+    from heavytail import run
+    from heavytail.presets.ptb_two_layer import SMALL_DATA, SMALL_HORIZON
+    from heavytail.runner import summarize
+
+    def rarest(optimizer: str, lr: float, **options) -> tuple[float, float]:
+        spec = RunSpec(problem="ptb-two-layer", problem_options={**SMALL_DATA, **options}, optimizer=optimizer, lr=lr, steps=0,
+                       batch_size=SMALL_HORIZON["batch_size"]).normalized()  # fmt: skip
+        spec = dataclasses.replace(spec, steps=epoch_steps(spec, SMALL_HORIZON["epochs"]))
+        summary = summarize(run(spec, tmp_path))
+        return summary["group_loss_initial"][-1], summary["group_loss_final"][-1]
+
+    sgd_start, sgd = rarest("gd+m", 10**-0.5)
+    adam_start, adam = rarest("adam+m", 10**-2)
+    assert sgd >= sgd_start and adam < sgd - 2.5
+    _, weighted = rarest("gd+m", WEIGHTED_SGD_LR, loss_weights=0.5)
+    assert weighted < sgd - 1

@@ -18,6 +18,7 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from heavytail.allocator import reuse_freed_memory
 from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, option_fields, parse_assignments
 from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
@@ -421,6 +422,7 @@ COMMANDS = {
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
+    reuse_freed_memory()
     if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
         os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
     try:

@@ -21,7 +21,7 @@ from heavytail.presets.base import Curve, Preset, Scale
 from heavytail.presets.ptb_two_layer import PAPER_HORIZON, SMALL_DATA, SMALL_GRID, SMALL_HORIZON
 from heavytail.sweep.protocol import GridConfig
 
-WEIGHTS = {"loss_weights": Fraction(1, 2)}
+WEIGHTS = {"loss_weights": 0.5}  # 1/sqrt(pi_k)
 
 PRESET = Preset(
     name="ptb-reweighted",
