@@ -174,8 +174,9 @@ def test_paper_scales_follow_the_papers_grids_and_horizon():
 
 @pytest.mark.slow
 def test_small_scale_effect_at_the_protocols_step_sizes(tmp_path):
-    """The small scale's figures at the step sizes its protocol chose (README): SGD+m leaves the rarest group at
-    or above its initial loss, Adam+m brings it well below; SGD+m on the 1/sqrt(pi)-weighted loss ends lower."""
+    """The small scale's figures at the step sizes its protocol chose (README: SGD+m 10^-0.5, Adam+m 10^-2, and
+    10^-1 for SGD+m on the weighted loss): SGD+m leaves the rarest group at or above its initial loss (9.17 vs 8.70),
+    Adam+m brings it well below (5.72); SGD+m on the 1/sqrt(pi)-weighted loss ends lower than plain SGD+m (7.98)."""
     from heavytail import run
     from heavytail.presets.ptb_two_layer import SMALL_DATA, SMALL_HORIZON
     from heavytail.runner import summarize
@@ -190,5 +191,5 @@ def test_small_scale_effect_at_the_protocols_step_sizes(tmp_path):
     sgd_start, sgd = rarest("gd+m", 10**-0.5)
     adam_start, adam = rarest("adam+m", 10**-2)
     assert sgd >= sgd_start and adam < sgd - 2.5
-    _, weighted = rarest("gd+m", WEIGHTED_SGD_LR, loss_weights=0.5)
-    assert weighted < sgd - 1
+    _, weighted = rarest("gd+m", 10**-1, loss_weights=0.5)
+    assert weighted < sgd - 0.5
