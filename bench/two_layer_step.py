@@ -10,8 +10,9 @@ PTB valid split, 5,980 classes, width 32, B = 64 streams x 35 tokens a step) unl
    (T(steps) - 2 T(0)) / steps, and the two passes are reported as a fixed cost per run;
 2. bare: the same model, the same windows in the same order, forward, ``F.cross_entropy`` (mean over
    the real targets), backward, ``torch.optim.Adam(betas=(0.9, 0.999))`` step, ``zero_grad``.
-Both start from the same weights, dropout on. Repetitions are interleaved (ours, bare, ours(0), ...)
-after a warm-up round; medians. Goal: ours per step / bare - 1 <= 5 %.
+Both start from the same weights, dropout on, in a process where glibc keeps freed blocks for reuse
+as the command line's and sweep workers' do (``--map-each-time``: glibc's default). Repetitions are
+interleaved (ours, bare, ours(0), ...) after a warm-up round; medians. Goal: ours per step / bare - 1 <= 5 %.
 
 Run:  python bench/two_layer_step.py [--steps 33] [--repeats 5] [--threads 1] [--data-dir ../shared/data] [--device cpu|cuda]
       python bench/two_layer_step.py -p width=1000 -p ff_width=1000 -p streams=512 --device cuda   # the paper's model
@@ -28,6 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from heavytail.allocator import reuse_freed_memory
 from heavytail.options import parse_assignments
 from heavytail.presets.ptb_two_layer import SMALL_DATA
 from heavytail.problems import make_problem_options
@@ -44,12 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default=None, help="data directory holding ptb/ (default: $HEAVYTAIL_DATA)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("-p", dest="options", action="append", metavar="KEY=VALUE", help="ptb-two-layer option over the small scale's")
+    parser.add_argument("--map-each-time", action="store_true", help="leave glibc's default: large blocks unmapped when freed (page faults every step)")
     parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     args = parser.parse_args(argv)
     if args.data_dir:
         os.environ["HEAVYTAIL_DATA"] = args.data_dir
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not args.map_each_time:
+        reuse_freed_memory()  # as the command line and sweep workers do
     device, steps = torch.device(args.device), args.steps
     load = os.getloadavg()[0]
     options = {**SMALL_DATA, **parse_assignments(args.options, "ptb-two-layer problem")}
