@@ -2,7 +2,7 @@
 
 Measures, in one run, on ``mnist-barcoded`` at the small scale of ``reproduce cnn-barcoded`` (the
 10,000 MNIST test images: 300 per digit + 640 barcoded classes of one image, n = 3,640, c = 650, CNN
-16/32):
+8/16):
 
 1. ours: ``heavytail.train.train`` with ``make_optimizer("gd+m")`` and a ``HistoryRecorder`` (every
    per-class loss and accuracy on), whole call / steps, so the fixed costs (set-up, the final extra
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
             if rep:
                 times[name].append(seconds)
     median = {name: statistics.median(t) for name, t in times.items()}
-    print(f"mnist-barcoded small: n={len(y)} c={problem.num_classes}, CNN 16/32, {problem.num_parameters:,} parameters")
+    print(f"mnist-barcoded small: n={len(y)} c={problem.num_classes}, CNN {problem.model[0].out_channels}/{problem.model[3].out_channels}, {problem.num_parameters:,} parameters")
     print(f"device={device} threads={torch.get_num_threads()}, {steps} steps x {args.repeats} interleaved repeats (+1 warm-up), "
           f"medians; 1-min load avg at start {load:.2f}")
     for name, t in times.items():

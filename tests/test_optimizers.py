@@ -375,3 +375,25 @@ def test_training_with_each_optimizer_lowers_the_loss():
         result = train(problem, make_optimizer(name, problem.model.parameters(), 1e-2), 5)
         assert not result.diverged
         assert result.history.loss[-1] < result.history.loss[0], name
+
+
+@pytest.mark.parametrize("name", ["gd", "gd+m", "adam", "adam+m", "normgd", "normgd+m", "sign", "sign+m", "adagrad"])
+def test_foreach_update_equals_the_per_tensor_reference(name):
+    """The foreach path (used on CUDA) gives the reference update, bit for bit on the CPU."""
+    def parameters_after(foreach):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(7, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3))
+        optimizer = make_optimizer(name, model.parameters(), 1e-2)
+        optimizer.foreach = foreach
+        x, y = torch.randn(32, 7), torch.randint(0, 3, (32,))
+        for _ in range(4):
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            optimizer.step()
+        return [p.detach().clone() for p in model.parameters()], optimizer.state_dict()
+
+    reference, reference_state = parameters_after(False)
+    fast, fast_state = parameters_after(True)
+    for a, b in zip(reference, fast):
+        assert torch.equal(a, b)
+    assert str(reference_state) == str(fast_state)

@@ -13,7 +13,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from heavytail import RunSpec, make_optimizer
+from heavytail import RunSpec, make_optimizer, run
 from heavytail.cli import main
 from heavytail.data.text import NextTokenWindows, load_text_corpus
 from heavytail.models.transformer import EncoderLM
@@ -127,6 +127,20 @@ def test_the_weighted_gradient_on_a_padded_window_is_the_hand_weighted_mean():
         torch.testing.assert_close((before.detach() - after.detach()) / lr, before.grad.float(), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_killed_run_over_windows_resumes_bit_identically(tmp_path, shuffle):
+    from test_checkpoint import _same_history, killed_after
+
+    options = {**TINY, "dropout": 0.2, "shuffle": shuffle, "loss_weights": 0.5}
+    spec = RunSpec(problem="ptb-two-layer", problem_options=options, optimizer="adam+m", lr=1e-2, steps=17, batch_size=8)
+    reference = run(spec, tmp_path / "a")
+    with killed_after(1):
+        run(spec, tmp_path / "b", checkpoint_every=10)  # mid-epoch (7 windows an epoch)
+    resumed = run(spec, tmp_path / "b", checkpoint_every=10)
+    assert resumed.result["resumed_from"] == 10
+    _same_history(resumed.history, reference.history)
+
+
 def test_epochs_count_whole_passes_and_name_the_same_run_as_steps(tmp_path):
     spec = RunSpec(problem="ptb-two-layer", problem_options=TINY, optimizer="adam+m", lr=1e-3, steps=0, batch_size=8).normalized()
     assert epoch_steps(spec, 3) == 3 * 7
@@ -177,7 +191,6 @@ def test_small_scale_effect_at_the_protocols_step_sizes(tmp_path):
     """The small scale's figures at the step sizes its protocol chose (README: SGD+m 10^-0.5, Adam+m 10^-2, and
     10^-1 for SGD+m on the weighted loss): SGD+m leaves the rarest group at or above its initial loss (9.17 vs 8.70),
     Adam+m brings it well below (5.72); SGD+m on the 1/sqrt(pi)-weighted loss ends lower than plain SGD+m (7.98)."""
-    from heavytail import run
     from heavytail.presets.ptb_two_layer import SMALL_DATA, SMALL_HORIZON
     from heavytail.runner import summarize
 

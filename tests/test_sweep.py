@@ -187,27 +187,32 @@ def test_aliases_name_the_linear_preset(name):
 
 
 def _cost_of_own_runs(preset: Preset, presets: dict) -> float:
-    """Small-scale CPU minutes of the curves no earlier preset already runs (those are reused from the store)."""
-    small = preset.scale("small")
-    earlier = list(presets.values())[: list(presets).index(preset.name)]
-    shared = {
-        name
-        for name, curve in small.curves.items()
-        for other in earlier
-        if isinstance(other, Preset) and other.problem == preset.problem and other.scale("small").steps == small.steps
-        and other.scale("small").epochs == small.epochs and other.scale("small").batch_size == small.batch_size
-        and other.problems("small").get(preset.problem) == preset.problems("small").get(preset.problem)
-        and other.scale("small").curves.get(name) == curve
-    }
-    own = dataclasses.replace(small, curves={k: v for k, v in small.curves.items() if k not in shared})
-    return dataclasses.replace(preset, scales={"small": own}).cost("small")["cpu_minutes"]
+    """Small-scale CPU minutes of the (problem, curve) pairs no earlier preset already runs (those are reused from the store)."""
+
+    def runs(p: Preset) -> dict[tuple[str, str, tuple[int, int | None, int | None], str], tuple[str, str]]:
+        small = p.scale("small")
+        return {
+            (p.problem_name(label), repr(sorted(options.items())), (small.steps, small.epochs, small.batch_size), repr(curve)): (label, name)
+            for label, options in p.problems("small").items()
+            for name, curve in small.curves.items()
+        }
+
+    earlier = [p for p in list(presets.values())[: list(presets).index(preset.name)] if isinstance(p, Preset)]
+    done = {key for p in earlier for key in runs(p)}
+    small, minutes = preset.scale("small"), 0.0
+    for key, (label, name) in runs(preset).items():
+        if key not in done:
+            variants = {label: preset.variants[label]} if preset.variants else {}
+            one = dataclasses.replace(preset, variants=variants, scales={"small": dataclasses.replace(small, curves={name: small.curves[name]})})
+            minutes += one.cost("small")["cpu_minutes"]
+    return minutes
 
 
 def test_every_builtin_preset_is_well_formed():
     from heavytail.presets import PRESETS, Study
 
     for preset in PRESETS.values():
-        assert set(preset.scales) == {"small", "paper"}
+        assert {"small", "paper"} <= set(preset.scales) <= {"small", "paper", "paper-sweep"}
         if isinstance(preset, Study):  # a computed figure: no curves to check
             assert preset.cost("small")["cpu_minutes"] <= 10, preset.name
             continue

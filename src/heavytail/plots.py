@@ -58,7 +58,8 @@ def figure_per_group(
     labels: Sequence[str] | None = None,
     max_step: int | None = None,
 ) -> Figure:
-    """Panels: samples per class (log-log), overall training loss, then the group losses of each run.
+    """Panels: samples per class (log-log), overall training loss, then the group losses of each run,
+    then (runs with validation rows, e.g. GPT-2) each run's validation group losses.
 
     ``num_groups`` equal-mass groups, or with None the problem's natural groups (named in the legend), else 10.
     """
@@ -66,7 +67,9 @@ def figure_per_group(
         raise ValueError("no runs to plot")
     histories: list[History] = [_truncated(r.history, max_step) for r in records]
     labels = list(labels) if labels is not None else [run_label(r) for r in records]
-    panels = 2 + len(records)
+    validations = [(r.result or {}).get("validation") for r in records]
+    validations = validations if all(validations) else []
+    panels = 2 + len(records) + len(validations)
     nrows = -(-panels // 5)  # at most 5 panels a row, rows filled evenly
     ncols = -(-panels // nrows)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.4 * ncols, 2.9 * nrows), squeeze=False, layout="constrained")
@@ -101,6 +104,13 @@ def figure_per_group(
         ax.title.set_fontsize(9)
         if names:
             ax.legend(fontsize=7)
+    for ax, validation, label in zip(axes[2 + len(records) :], validations, labels):
+        steps, group_loss = np.asarray(validation["step"]), np.asarray(validation["group_loss"], dtype=float)
+        keep = steps <= max_step if max_step is not None else slice(None)
+        for g in range(group_loss.shape[1]):
+            ax.plot(steps[keep], group_loss[keep, g], color=_group_colors(group_loss.shape[1])[g], lw=1.2)
+        ax.set(xlabel="step", ylabel="validation loss per group", title=f"validation: {label}", ylim=(0, 1.05 * max(group_top, np.nanmax(group_loss))))
+        ax.title.set_fontsize(9)
     for ax in axes[panels:]:
         ax.axis("off")
     scalar = plt.cm.ScalarMappable(cmap="viridis", norm=plt.Normalize(0, 1))

@@ -21,8 +21,9 @@ from heavytail.options import ConfigError
 from heavytail.problems import Problem
 from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunRecord, Store
-from heavytail.train.history import HistoryRecorder
-from heavytail.train.loop import auto_chunk_size, steps_per_epoch, train
+from heavytail.train.checkpoint import check_checkpoint
+from heavytail.train.history import History, HistoryRecorder
+from heavytail.train.loop import PRECISIONS, Precision, auto_chunk_size, steps_per_epoch, train, world
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -35,6 +36,8 @@ def resolve_device(device: str | torch.device) -> torch.device:
         raise ConfigError(f"device {device!r} requested but CUDA is not available here; choose one of: cpu")
     if dev.type not in ("cpu", "cuda"):
         raise ConfigError(f"bad device {device!r}; choose one of: cpu, cuda, cuda:N")
+    if dev.type == "cuda" and dev.index is None and "LOCAL_RANK" in os.environ:  # under torchrun: this process's GPU
+        dev = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return dev
 
 
@@ -113,6 +116,26 @@ def _lacks_snapshots(store: Store, run_id: str, wanted: list[int]) -> bool:
     return any(s <= reached and s not in record.snapshot_steps for s in wanted)
 
 
+def _on_rank0(compute: Any) -> Any:
+    """``compute()`` on rank 0 of a ``torch.distributed`` group, its result (or its error) handed to every rank."""
+    rank, size = world()
+    if size == 1:
+        return compute()
+    import torch.distributed as dist
+
+    box: list[Any] = [None]
+    if rank == 0:
+        try:
+            box[0] = ("ok", compute())
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
+            box[0] = ("error", exc)
+    dist.broadcast_object_list(box, src=0)
+    kind, value = box[0]
+    if kind == "error":
+        raise value
+    return value
+
+
 def run(
     spec: RunSpec,
     store: Store | str | os.PathLike[str] | None = None,
@@ -123,37 +146,71 @@ def run(
     chunk_size: int | None = None,
     snapshots: Iterable[int] = (),
     claim_attempts: int = 25,
+    checkpoint_every: int | None = None,
+    precision: Precision = "auto",
+    compile: bool = False,
 ) -> RunRecord:
     """Compute ``spec`` (or reuse its stored result) and return the stored record.
 
     ``snapshots`` lists steps whose model parameters are kept (``record.snapshot(t)``); they are not
     part of the run id, and a stored run that lacks some of them is recomputed, keeping the old ones too.
-    :class:`RunLocked` if another process holds the run after ``claim_attempts`` tries 20 ms apart.
+    ``checkpoint_every`` keeps a resumable state every that many steps (``checkpoint.pt`` in the run
+    directory, not part of the run id); an unfinished run that has one resumes from it
+    (``result["resumed_from"]``), unless ``force``. ``precision`` and ``compile`` only change how fast
+    it runs (:func:`heavytail.train.train`). Under ``torchrun`` every process trains its share and
+    rank 0 alone writes the store. :class:`RunLocked` if another process holds the run after
+    ``claim_attempts`` tries 20 ms apart.
     """
     store = store if isinstance(store, Store) else Store(store)
     spec = spec.normalized()
     dev = resolve_device(device)
+    if precision not in PRECISIONS:
+        raise ConfigError(f"bad precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ConfigError(f"bad checkpoint interval {checkpoint_every!r}; expected an integer >= 1 (steps)")
     run_id = spec.run_id
     wanted = _snapshot_steps(spec, snapshots)
+    rank, _ = world()
 
     def reusable() -> RunRecord | None:
         record = _reused(store, run_id)  # finished, and every file verifies
         return None if record is None or _lacks_snapshots(store, run_id, wanted) else record
 
-    if not force and (record := reusable()) is not None:
-        return record
-    store.claim(spec, attempts=claim_attempts)  # quarantines the run first if its files are damaged
-    if not force and store.status(run_id) in FINISHED and not _lacks_snapshots(store, run_id, wanted):  # finished meanwhile
-        store.release(run_id)
+    def claim() -> tuple[bool, list[int], int | None]:
+        """Rank 0: (reuse the finished run, snapshots wanted, step of the checkpoint to resume from)."""
+        if not force and reusable() is not None:
+            return True, wanted, None
+        store.claim(spec, attempts=claim_attempts)  # quarantines the run first if its files are damaged
+        if not force and store.status(run_id) in FINISHED and not _lacks_snapshots(store, run_id, wanted):  # finished meanwhile
+            store.release(run_id)
+            return True, wanted, None
+        snaps = wanted
+        if store.status(run_id) in FINISHED:  # recomputed for its snapshots: keep the ones it had
+            snaps = sorted(set(wanted) | set(store.load(run_id).snapshot_steps))
+        checkpoint = None
+        try:
+            if force:
+                store.remove_checkpoint(run_id)
+            else:
+                checkpoint = store.load_checkpoint(run_id)
+                if checkpoint is not None:
+                    check_checkpoint(checkpoint, run_id, spec.to_dict(), str(store.run_dir(run_id) / "checkpoint.pt"))
+            store.discard(run_id, keep_snapshots=checkpoint["snapshots"] if checkpoint is not None else ())  # start clean
+        except BaseException:
+            store.release(run_id)
+            raise
+        return False, snaps, None if checkpoint is None else checkpoint["step"]
+
+    reuse, wanted, resume_step = _on_rank0(claim)
+    if reuse:
+        _on_rank0(lambda: None)  # every rank past rank 0's decision before any reads
         record = store.load(run_id)
         record.skipped = True
         return record
+    resume = store.load_checkpoint(run_id) if resume_step is not None else None  # every rank reads the same file
     started, recorder, problem = _now(), None, None
-    if store.status(run_id) in FINISHED:  # recomputed for its snapshots: keep the ones it had
-        wanted = sorted(set(wanted) | set(store.load(run_id).snapshot_steps))
-    kept: list[int] = []
+    kept: list[int] = list(resume["snapshots"]) if resume is not None else []
     try:
-        store.discard(run_id)  # forced, failed before, or lacking snapshots: start clean
         problem = spec.build_problem().to(dev)
         problem.info.update(num_parameters=problem.num_parameters, num_trainable_parameters=problem.num_trainable_parameters)
         if problem.group_names is not None:
@@ -165,8 +222,12 @@ def run(
         chunk = chunk_size or auto_chunk_size(problem)
 
         def keep_snapshot(step: int) -> None:
-            store.save_snapshot(run_id, step, problem.model.state_dict())
+            if rank == 0:
+                store.save_snapshot(run_id, step, problem.model.state_dict())
             kept.append(step)
+
+        def keep_checkpoint(state: dict[str, Any]) -> None:
+            store.save_checkpoint(run_id, {**state, "run_id": run_id, "spec": spec.to_dict(), "snapshots": list(kept)})
 
         outcome = train(
             problem,
@@ -176,9 +237,14 @@ def run(
             chunk_size=chunk,
             seed=spec.seed,
             recorder=recorder,
-            progress=progress,
+            progress=progress and rank == 0,
             snapshot_steps=wanted,
             on_snapshot=keep_snapshot,
+            precision=precision,
+            compile=compile,
+            checkpoint_every=checkpoint_every,
+            on_checkpoint=keep_checkpoint,
+            resume=resume,
         )
         history = outcome.history
         result = {
@@ -186,19 +252,36 @@ def run(
             "steps_done": outcome.steps_done,
             "wall_time": outcome.wall_time,
             "snapshots": kept,
+            "resumed_from": outcome.resumed_from,
         }
+        if outcome.validation is not None:
+            result["validation"] = validation_summary(outcome.validation)
     except ConfigError:
-        if recorder is None or not recorder.rows:  # bad input caught during set-up: nothing to keep
+        if rank == 0 and (recorder is None or not recorder.rows):  # bad input caught during set-up: nothing to keep
             store.release(run_id)
             store.forget_if_empty(run_id)
         raise
     except BaseException as exc:  # keep what was computed, also on Ctrl-C / SIGTERM
-        history = recorder.history() if recorder is not None and recorder.rows else None
-        result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "snapshots": kept}
-        _finish(store, run_id, spec, history, result, dev, started, chunk_size, problem and problem.info)
+        if rank == 0:
+            history = recorder.history() if recorder is not None and recorder.rows else None
+            result = {"status": "failed", "error": f"{type(exc).__name__}: {exc}", "snapshots": kept}
+            _finish(store, run_id, spec, history, result, dev, started, chunk_size, problem and problem.info)
         raise
-    _finish(store, run_id, spec, history, result, dev, started, chunk, problem.info)
+    if rank == 0:
+        _finish(store, run_id, spec, history, result, dev, started, chunk, problem.info)
+        store.remove_checkpoint(run_id)  # the finished history supersedes it
+    _on_rank0(lambda: None)  # the others wait for rank 0's files
     return store.load(run_id)
+
+
+def validation_summary(validation: History) -> dict[str, Any]:
+    """The validation rows in ``result.json``: steps, mean loss and the 10 equal-mass groups of the validation counts."""
+    return {
+        "step": validation.step.tolist(),
+        "loss": validation.loss.tolist(),
+        "group_loss": validation.group_loss().tolist(),
+        "groups": validation.groups().describe(),
+    }
 
 
 def _finish(
@@ -262,6 +345,7 @@ def summarize(record: RunRecord, num_groups: int | None = None) -> dict[str, Any
         "wall_time": result.get("wall_time"),
         "path": str(record.path),
         "snapshots": record.snapshot_steps,
+        "resumed_from": result.get("resumed_from"),
     }
     if record.has_history and len(record.history.step):
         history = record.history
@@ -275,6 +359,10 @@ def summarize(record: RunRecord, num_groups: int | None = None) -> dict[str, Any
                 row["name"] = name
     else:
         out["group_loss_initial"] = out["group_loss_final"] = None
+    validation = result.get("validation")
+    if validation and validation.get("group_loss"):
+        out["val_group_loss_initial"] = validation["group_loss"][0]
+        out["val_group_loss_final"] = validation["group_loss"][-1]
     if "error" in result:
         out["error"] = result["error"]
     return out

@@ -6,6 +6,7 @@
     ROOT/runs/RUN_ID/result.json    status, summary numbers, provenance and the history's checksum (written last)
     ROOT/runs/RUN_ID/history-rows/  tracked runs only: one file per logged row until the run is closed
     ROOT/runs/RUN_ID/snapshots/step-N.pt   model state dict after N steps (only with ``snapshots=``)
+    ROOT/runs/RUN_ID/checkpoint.pt  resumable training state while the run is unfinished (only with ``checkpoint_every=``)
     ROOT/quarantine/RUN_ID.STAMP/   a damaged run's files, set aside (never deleted) before it is recomputed
 
 Every file is written to a temporary name and renamed into place, so a killed process never leaves
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Collection, Iterator
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ DEFAULT_RESULTS = "heavytail-results"
 FINISHED = ("complete", "diverged")  # final outcomes: never recomputed unless forced
 ROWS_DIR = "history-rows"  # a tracked run's rows, one file each, so a killed training keeps every logged row
 SNAPSHOT_DIR = "snapshots"
+CHECKPOINT = "checkpoint.pt"
 
 
 def default_results_dir() -> Path:
@@ -428,6 +430,24 @@ class Store:
         state = {name: tensor.detach().to("cpu", copy=True) for name, tensor in state_dict.items()}
         _atomic_write(folder / f"step-{step}.pt", lambda f: torch.save(state, f), mode="wb")
 
+    def save_checkpoint(self, run_id: str, state: dict[str, Any]) -> None:
+        """Write a resumable training state (:mod:`heavytail.train.checkpoint`) as ``checkpoint.pt``, atomically."""
+        _atomic_write(self.run_dir(run_id) / CHECKPOINT, lambda f: torch.save(state, f), mode="wb")
+
+    def load_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The run's checkpoint (``torch.load(weights_only=True)``, on the CPU), None if it has none; a one-line
+        error if the file is unreadable."""
+        path = self.run_dir(run_id) / CHECKPOINT
+        if not path.exists():
+            return None
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is a damaged file
+            raise CorruptRunError(f"{path}: unreadable checkpoint ({type(exc).__name__}); delete it to start the run afresh") from None
+
+    def remove_checkpoint(self, run_id: str) -> None:
+        (self.run_dir(run_id) / CHECKPOINT).unlink(missing_ok=True)
+
     def forget_if_empty(self, run_id: str) -> None:
         """Remove a run directory that holds nothing but its spec (a run refused before it started)."""
         path = self.run_dir(run_id)
@@ -438,13 +458,15 @@ class Store:
             except OSError:
                 pass
 
-    def discard(self, run_id: str) -> None:
-        """Forget a run's outcome so that it is computed again (``--force``)."""
+    def discard(self, run_id: str, keep_snapshots: Collection[int] = ()) -> None:
+        """Forget a run's outcome so that it is computed again (``--force``); a resumed run keeps the
+        snapshots its checkpoint took (``keep_snapshots``) and the checkpoint itself."""
         for name in ("result.json", "history.npz"):
             (self.run_dir(run_id) / name).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir(run_id) / ROWS_DIR, ignore_errors=True)
         for snapshot in (self.run_dir(run_id) / SNAPSHOT_DIR).glob("step-*.pt"):
-            snapshot.unlink()
+            if snapshot.name not in {f"step-{s}.pt" for s in keep_snapshots}:
+                snapshot.unlink()
 
     def to_frame(self) -> Any:
         """One row per stored run: id, status, spec fields, sizes and summary losses (a pandas DataFrame)."""

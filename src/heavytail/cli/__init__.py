@@ -21,13 +21,14 @@ from typing import Any, Sequence
 from heavytail.allocator import reuse_freed_memory
 from heavytail.data.datadir import DATA_ENV
 from heavytail.options import ConfigError, literal, option_fields, parse_assignments
-from heavytail.cli.common import add_data_dir_option, add_store_options, emit, step_list
+from heavytail.cli.common import add_data_dir_option, add_execution_options, add_store_options, emit, execution_settings, step_list
 from heavytail.spec import RunSpec, TrackedSpec
 from heavytail.integrity import CorruptRunError
 from heavytail.store import RunLocked, Store
 from heavytail.sweep.protocol import SelectionError, lr_of, parse_exponent
 from heavytail.sweep.executors import exit_cleanly_on_sigterm
 from heavytail.sweep.reproduce import SweepError
+from heavytail.train.loop import world
 
 
 def _int_at_least(low: int, high: int = 2**63 - 1) -> Any:
@@ -106,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groups", type=_positive_int, help="equal-mass frequency groups in the summary (default: the problem's natural groups, else 10; at most one per class)")
     p.add_argument("--force", action="store_true", help="recompute even if a finished result is stored")
     p.add_argument("--snapshots", type=step_list, default=[], metavar="STEPS", help="keep the model's parameters after these steps, e.g. 0,10,100 (for `heavytail curvature`)")
+    add_execution_options(p)
     add_data_dir_option(p)
     add_store_options(p)
 
@@ -129,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cluster", choices=["slurm", "local", "debug"], help="submitit cluster for --executor slurm (default: detected)")
     p.add_argument("-s", dest="slurm_options", action="append", metavar="KEY=VALUE", help="submitit parameter, repeatable (e.g. -s slurm_partition=gpu -s timeout_min=600)")
     p.add_argument("--out", metavar="DIR", help="where figure and summary.json go (default: RESULTS/reproduce/PRESET-SCALE)")
+    add_execution_options(p, preset_default=True)
     add_data_dir_option(p)
     add_store_options(p)
 
@@ -192,6 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
         chunk_size=args.chunk_size,
         snapshots=args.snapshots,
+        **execution_settings(args),
     )
     history = record.history if record.has_history else None
     natural = history is not None and history.class_groups is not None
@@ -351,12 +355,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     Store(args.results).require_root(must_exist=False)
     if args.executor == "local":
         resolve_device(args.device)
+    settings = execution_settings(args)
+    if settings["checkpoint_every"] is None and not isinstance(preset, Study):
+        settings["checkpoint_every"] = preset.scale(args.scale).checkpoint_every
     if isinstance(preset, Study):
         executor: Any = None
     elif args.executor == "slurm":
         executor = SlurmExecutor(cluster=args.cluster, parameters={k: literal(v) for k, v in parse_assignments(args.slurm_options, "slurm").items()})
     else:
-        executor = LocalExecutor(args.workers or (1 if args.device.startswith("cuda") else None))  # one GPU: one worker
+        one = args.device.startswith("cuda") or world()[1] > 1  # one GPU, or torchrun's processes: one run at a time
+        executor = LocalExecutor(args.workers or (1 if one else None))
     if not args.json:
         work = f"about {cost['runs']} runs" if cost["runs"] else "a computed figure"
         print(
@@ -378,6 +386,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         device=args.device,
         out=args.out,
         progress=not args.json and sys.stderr.isatty(),
+        settings=settings,
     )
     emit(args, summary, _format_reproduce(summary))
     return 0
@@ -419,12 +428,25 @@ COMMANDS = {
 }
 
 
+def _join_torchrun() -> None:
+    """Join the process group ``torchrun`` describes in the environment (NCCL with GPUs, else gloo); no-op otherwise."""
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        import torch
+
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
     reuse_freed_memory()
     if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
         os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
+    _join_torchrun()
+    if world()[0] != 0:  # under torchrun only rank 0 prints
+        sys.stdout = open(os.devnull, "w")
     try:
         return COMMANDS[args.command](args)
     except (ConfigError, RunLocked, SweepError, SelectionError, CorruptRunError) as exc:

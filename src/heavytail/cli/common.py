@@ -18,6 +18,29 @@ def add_data_dir_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", metavar="DIR", help="data directory (default: $HEAVYTAIL_DATA, else ~/.cache/heavytail)")
 
 
+def add_execution_options(parser: argparse.ArgumentParser, preset_default: bool = False) -> None:
+    """How runs execute, never part of a run id: checkpoints, precision, torch.compile."""
+    default = " (default: the preset's, for long presets; else none)" if preset_default else " (default: none)"
+    parser.add_argument("--checkpoint-every", type=_positive_steps, metavar="N", help="keep a resumable checkpoint every N steps; the same command resumes a killed run from it" + default)
+    parser.add_argument("--precision", choices=["auto", "fp32"], default="auto", help="auto: bf16 autocast and TF32 on CUDA, float32 elsewhere; fp32: float32 everywhere (default: auto)")
+    parser.add_argument("--compile", action="store_true", help="run the model through torch.compile")
+
+
+def execution_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`heavytail.run` that :func:`add_execution_options` parsed."""
+    return {"checkpoint_every": args.checkpoint_every, "precision": args.precision, "compile": args.compile}
+
+
+def _positive_steps(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"got {text!r}; expected an integer >= 1 (steps)")
+    return value
+
+
 def emit(args: argparse.Namespace, data: Any, text: str) -> None:
     """Print ``data`` as one JSON document with ``--json``, else ``text``."""
     print(json.dumps(json_safe(data), indent=1, allow_nan=False) if args.json else text)

@@ -1,7 +1,8 @@
 """Text corpora as next-token classification: token streams, the paper's ``batchify`` and windows.
 
 Corpora (paper section 2.5-2.7): ``ptb`` (train/valid), ``tinyptb`` (PTB valid as training set, test
-as validation), ``wikitext-2`` and ``wikitext-103`` (train/valid). A corpus is read from the data
+as validation), ``wikitext-2`` and ``wikitext-103`` (train/valid), ``tinywikitext-2`` (WikiText-2 valid
+as training set, test as validation: the files a machine without the train split has). A corpus is read from the data
 directory, tokenized (``word`` = basic_english, or a SentencePiece ``bpe``/``unigram`` model trained on
 the vocabulary files), and encoded with a vocabulary built as torchtext did: ``<unk>`` first, then
 tokens by decreasing count, ties in lexicographic order. The vocabulary (and the tokenizer) come
@@ -58,6 +59,7 @@ class CorpusLayout:
 CORPORA: dict[str, CorpusLayout] = {
     "ptb": CorpusLayout("ptb", "train", "valid", ()),
     "tinyptb": CorpusLayout("ptb", "valid", "test", ("valid", "test")),  # paper: vocabulary of PTB train
+    "tinywikitext-2": CorpusLayout("wikitext-2", "valid", "test", ("valid", "test")),  # the local files, as tinyptb
     "wikitext-2": CorpusLayout("wikitext-2", "train", "valid", ()),
     "wikitext-103": CorpusLayout("wikitext-103", "train", "valid", ()),
 }
@@ -317,3 +319,40 @@ class NextTokenWindows:
         for stream in self.streams:  # each row is contiguous: no copy
             counts += torch.bincount(stream[1:end], minlength=num_classes)
         return counts
+
+
+class TokenWindows:
+    """The windows of ``NextTokenWindows(tokens, seq_len, 1, drop_last=True)`` read by index: for training
+    sets too big to hold as a tensor of windows (WikiText-103's 107,262 windows of 1,024 tokens).
+
+    Window ``i`` has inputs ``tokens[i L : i L + L]`` and targets ``tokens[i L + 1 : i L + L + 1]``;
+    :meth:`fetch` gathers a batch of windows from the one token stream on the device (int32 there,
+    int64 batches out), so nothing waits for the host and no window is stored twice.
+    """
+
+    def __init__(self, tokens: Tensor, seq_len: int) -> None:
+        if seq_len < 1:
+            raise ConfigError(f"window length must be >= 1, got {seq_len}")
+        if len(tokens) < seq_len + 1:
+            raise ConfigError(f"{len(tokens)} tokens cannot fill one window of {seq_len} inputs and their targets")
+        self.tokens = tokens.to(torch.int32)  # vocabularies are far below 2^31 tokens
+        self.seq_len = self.targets_per_sample = seq_len
+        self.offsets = torch.arange(seq_len + 1, device=tokens.device)
+
+    def __len__(self) -> int:
+        return (len(self.tokens) - 1) // self.seq_len
+
+    def fetch(self, index: Tensor | slice) -> tuple[Tensor, Tensor]:
+        """(inputs, targets), two (b, seq_len) int64 tensors, of the windows ``index`` (indices or a slice) selects."""
+        if isinstance(index, slice):
+            index = torch.arange(*index.indices(len(self)), device=self.tokens.device)
+        windows = self.tokens[index[:, None] * self.seq_len + self.offsets].long()
+        return windows[:, :-1], windows[:, 1:]
+
+    def class_counts(self, num_classes: int) -> Tensor:
+        """How often each token is a target in one pass over the windows (CPU, int64)."""
+        targets = self.tokens[1 : len(self) * self.seq_len + 1].cpu().long()
+        return torch.bincount(targets, minlength=num_classes)
+
+    def to(self, device: torch.device | str) -> TokenWindows:
+        return TokenWindows(self.tokens.to(device), self.seq_len)

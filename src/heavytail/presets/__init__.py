@@ -8,6 +8,7 @@ from heavytail.presets import (
     cnn_barcoded_only,
     cnn_optimizers,
     continuous_time,
+    gpt2_wikitext,
     grad_hessian_adam,
     grad_hessian_gd,
     linear,
@@ -38,6 +39,7 @@ PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed on
         cnn_barcoded,
         cnn_barcoded_only,
         cnn_optimizers,
+        gpt2_wikitext,
         ptb_two_layer,
         ptb_reweighted,
     )

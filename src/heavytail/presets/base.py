@@ -57,8 +57,9 @@ class Scale:
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
     variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
+    batch_size: int | None = None  # samples per step (None: full batch)
+    checkpoint_every: int | None = None  # default --checkpoint-every of the scale's runs (long runs)
     epochs: int | None = None  # horizon in epochs instead of steps
-    batch_size: int | None = None  # mini-batch size (None: full batch)
 
     def __post_init__(self) -> None:
         if (self.steps > 0) == (self.epochs is not None):
@@ -105,8 +106,11 @@ class Preset:
         runs = flops = cpu_seconds = 0.0
         for label, options in self.problems(scale).items():
             problem = make_problem_options(self.problem_name(label), options)
-            per_step = problem.flops_per_step()
-            passes = s.steps if s.epochs is None else s.epochs  # an epoch of mini-batches costs about one full-batch step
+            per_sample = getattr(problem, "flops_per_sample", None)  # mini-batch cost, where the problem declares it
+            per_step = s.batch_size * per_sample() if s.batch_size is not None and per_sample else problem.flops_per_step()
+            passes = s.steps
+            if s.epochs is not None:  # an epoch of mini-batches costs about one full-batch step
+                per_step, passes = problem.flops_per_step(), s.epochs
             for curve in s.curves.values():
                 runs += curve.expected_runs()
                 flops += curve.expected_runs() * passes * per_step

@@ -12,7 +12,7 @@ images (n = 101,200, c = 10,250, a ~1,000-fold frequency ratio), CNN 32/100, 300
 sparse grid 10^-5..10^1 and half powers around the best with 3 seeds.
 
 Small scale (2 CPU cores): from the 10,000 local test images, 300 images per digit and b = 6
-(640 barcoded classes of one image: a 300-fold ratio, 17.6 % of the samples rare), CNN 16/32,
+(640 barcoded classes of one image: a 300-fold ratio, 17.6 % of the samples rare), CNN 8/16,
 50 steps, one seed in the dense pass. The largest stable GD step is set by the frequent classes,
 so a rare class needs about (frequent share / rare share) times more steps than the frequent ones;
 the paper's ~1,000-fold ratio over 300 steps is kept in kind by a 300-fold ratio over 50 steps.

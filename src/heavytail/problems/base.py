@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
@@ -12,20 +12,42 @@ from torch import nn
 from heavytail.options import ConfigError
 
 
+class IndexedSamples(Protocol):
+    """Samples read by index instead of held as one tensor of inputs (e.g. token windows of a corpus)."""
+
+    targets_per_sample: int
+
+    def __len__(self) -> int: ...
+
+    def fetch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the samples ``index`` selects, on the samples' device, without a host sync."""
+        ...
+
+    def class_counts(self, num_classes: int) -> torch.Tensor:
+        """Targets of each class over all samples (CPU, int64)."""
+        ...
+
+    def to(self, device: torch.device | str) -> IndexedSamples: ...
+
+
 @dataclass
 class Problem:
     """Model, inputs ``x`` (n, ...) and class targets ``y`` (n,) or (n, T); all on one device.
 
-    The loss is the cross-entropy of ``model(x)`` against ``y``; with ``class_weights`` set it is
-    the weighted mean sum_i w_{y_i} l_i / sum_i w_{y_i} (the paper's reweighting). Targets equal to
-    ``ignore_index`` are padding: no loss, not counted. Mini-batches are made of whole blocks of
-    ``batch_block`` consecutive rows (a text problem's window of B streams), visited in a fresh
-    random order every epoch, or in the same order every epoch when ``shuffle_batches`` is False.
+    A problem too big to hold as tensors of inputs gives ``samples`` instead (``x`` and ``y`` None);
+    the loop reads both kinds through :meth:`fetch`. The loss is the cross-entropy of ``model(x)``
+    against ``y``; with ``class_weights`` set it is the weighted mean sum_i w_{y_i} l_i / sum_i w_{y_i}
+    (the paper's reweighting). ``validation`` samples, if any, are evaluated where rows are logged
+    (every ``log_every`` steps) (per-group validation loss, groups from the validation counts).
+    Targets equal to ``ignore_index`` are padding: no loss, not counted. Mini-batches are made of
+    whole blocks of ``batch_block`` consecutive rows (a text problem's window of B streams), visited
+    in a fresh random order every epoch, or in the same order every epoch when ``shuffle_batches``
+    is False.
     """
 
     model: nn.Module
-    x: torch.Tensor
-    y: torch.Tensor
+    x: torch.Tensor | None
+    y: torch.Tensor | None
     num_classes: int
     class_weights: torch.Tensor | None = None
     class_groups: torch.Tensor | None = None  # the problem's natural group of each class (None: equal-mass groups)
@@ -35,13 +57,38 @@ class Problem:
     batch_block: int = 1  # rows that always share a mini-batch, in order (B streams of one window)
     shuffle_batches: bool = True  # False: the same block order every epoch (the paper's text windows, D13)
     info: dict[str, Any] = field(default_factory=dict)
+    samples: IndexedSamples | None = None  # instead of x and y
+    validation: IndexedSamples | None = None
+    log_every: int | None = None  # mini-batch training: a row (and a validation pass) every that many steps; None: per epoch
 
     @property
     def num_samples(self) -> int:
-        return len(self.y)
+        return len(self.samples) if self.samples is not None else len(self.y)
+
+    @property
+    def targets_per_sample(self) -> int:
+        if self.samples is not None:
+            return self.samples.targets_per_sample
+        return self.y[0].numel() if self.y.dim() > 1 else 1
+
+    @property
+    def device(self) -> torch.device:
+        return next(iter(self.model.parameters())).device
+
+    def fetch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the samples ``index`` (indices on the problem's device, or a slice) selects."""
+        if self.samples is not None:
+            return self.samples.fetch(index)
+        return self.x[index], self.y[index]
+
+    def targets(self, index: torch.Tensor) -> torch.Tensor:
+        """Targets of the samples ``index`` selects."""
+        return self.samples.fetch(index)[1] if self.samples is not None else self.y[index]
 
     def class_counts(self) -> torch.Tensor:
         """Number of training targets of each class (CPU, int64), padding left out."""
+        if self.samples is not None:
+            return self.samples.class_counts(self.num_classes)
         y = self.y.reshape(-1).cpu()
         if self.ignore_index is not None:
             y = y[y != self.ignore_index]
@@ -58,8 +105,13 @@ class Problem:
     def to(self, device: torch.device | str) -> Problem:
         """Move model, data and weights to ``device`` (in place for the model) and return self."""
         self.model.to(device)
-        self.x = self.x.to(device)
-        self.y = self.y.to(device)
+        if self.samples is not None:
+            self.samples = self.samples.to(device)
+        else:
+            self.x = self.x.to(device)
+            self.y = self.y.to(device)
+        if self.validation is not None:
+            self.validation = self.validation.to(device)
         if self.class_weights is not None:
             self.class_weights = self.class_weights.to(device)
         return self

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import typing
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import torch
 
-from heavytail.data.text import NextTokenWindows, load_text_corpus
 from heavytail.models.transformer import EncoderLM
 from heavytail.options import ConfigError
 from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
+
+if TYPE_CHECKING:
+    from heavytail.data.text import NextTokenWindows
 
 Source = Literal["train", "valid"]
 Vocab = Literal["train", "valid+test", "used"]
@@ -105,6 +107,8 @@ class PtbTwoLayer(LossWeights):
 
     def _tokens(self) -> tuple[torch.Tensor, int, str]:
         """The training token stream, the number of classes, and how the vocabulary differs from the paper's."""
+        from heavytail.data.text import load_text_corpus  # imports the store: not at import time (cycle)
+
         base = {"train": ("train",), "valid+test": ("valid", "test"), "used": ("train",) if self.source == "train" else ("valid", "test")}
         corpus = load_text_corpus(CORPUS[self.source], "word", vocab_splits=base[self.vocab])
         tokens = corpus.train[: self.tokens]
@@ -118,6 +122,8 @@ class PtbTwoLayer(LossWeights):
 
     def build(self, seed: int) -> Problem:
         """Read and cut the token stream, and initialise the model from ``seed`` (on the CPU)."""
+        from heavytail.data.text import NextTokenWindows
+
         tokens, num_classes, note = self._tokens()
         if len(tokens) // self.streams < 2:
             raise ConfigError(f"bad ptb-two-layer problem option streams={self.streams}; {len(tokens)} tokens leave fewer than 2 per stream")

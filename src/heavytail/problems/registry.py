@@ -24,7 +24,10 @@ class ProblemOptions(Protocol):
     def build(self, seed: int) -> Problem: ...
 
     def flops_per_step(self) -> float:
-        """Rough cost of one full-batch optimizer step, for the cost estimates of presets."""
+        """Rough cost of one full-batch optimizer step, for the cost estimates of presets.
+
+        Problems trained on mini-batches may also define ``flops_per_sample()``; presets with a batch
+        size use it (else this full-batch cost, an upper bound)."""
         ...
 
 

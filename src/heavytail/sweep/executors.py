@@ -58,11 +58,12 @@ class Task:
     threads: int | None = None
     optimizer: OptimizerEntry | None = None  # registered in the parent, maybe not in a fresh worker
     problem: type | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)  # heavytail.run's execution keywords (checkpoint_every, precision, compile)
 
     @classmethod
-    def of(cls, spec: RunSpec, store: Store, device: str, threads: int | None = None) -> Task:
+    def of(cls, spec: RunSpec, store: Store, device: str, threads: int | None = None, settings: Mapping[str, Any] | None = None) -> Task:
         optimizer = resolve_optimizer(spec.optimizer)
-        return cls(spec.to_dict(), str(store.root), device, threads, optimizer, problem_class(spec.problem))
+        return cls(spec.to_dict(), str(store.root), device, threads, optimizer, problem_class(spec.problem), dict(settings or {}))
 
 
 def run_task(task: Task) -> str:
@@ -80,7 +81,7 @@ def run_task(task: Task) -> str:
         register_problem(task.spec["problem"], task.problem)
     spec, store, device = RunSpec.from_dict(task.spec), Store(task.root), task.device
     try:
-        return run(spec, store, device=device, claim_attempts=2).status
+        return run(spec, store, device=device, claim_attempts=2, **task.settings).status
     except RunLocked:
         return LOCKED
     except SystemExit:
@@ -117,9 +118,12 @@ def sweeps_on_this_host(store: Store) -> int:
 
 
 class Executor(Protocol):
-    """Runs a batch of specs to completion (results land in the store); returns the runs that raised."""
+    """Runs a batch of specs to completion (results land in the store); returns the runs that raised.
 
-    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]: ...
+    ``settings`` are :func:`heavytail.run`'s execution keywords (``checkpoint_every``, ``precision``, ``compile``).
+    """
+
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool, settings: Mapping[str, Any] | None = None) -> list[RunFailure]: ...
 
     def close(self, abort: bool = False) -> None: ...
 
@@ -151,7 +155,7 @@ class LocalExecutor:
             )
         return self._pool.submit
 
-    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool, settings: Mapping[str, Any] | None = None) -> list[RunFailure]:
         """Keep ``workers`` runs in flight; a run another process holds is set aside and retried once
         nothing else is left to start, so concurrent sweeps on one store split the work between them."""
         submit = self._submit()
@@ -165,7 +169,7 @@ class LocalExecutor:
                     spec = queue.popleft()
                     at_once = min(self.workers, len(specs)) * sweeps_on_this_host(store)  # runs sharing this host's cores
                     threads = max(1, self.cores // at_once)
-                    futures[submit(run_task, Task.of(spec, store, device, threads))] = spec
+                    futures[submit(run_task, Task.of(spec, store, device, threads, settings))] = spec
                 if not futures:
                     wait_for_others(held_elsewhere, store)
                     queue.extend(held_elsewhere)
@@ -209,6 +213,20 @@ def exit_cleanly_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _terminate)
 
 
+class RequeueableRun:
+    """:func:`run_task` as a submitit checkpointable callable: a preempted or timed-out SLURM job is requeued
+    with the same task, and the run resumes from its last checkpoint (``checkpoint_every``)."""
+
+    def __call__(self, task: Task) -> str:
+        return run_task(task)
+
+    def checkpoint(self, task: Task) -> Any:
+        """What submitit resubmits on preemption: this same task (the run's state is in its checkpoint file)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(RequeueableRun(), task)
+
+
 class _InlineFuture(Future):  # type: ignore[type-arg]
     """A future computed on the spot, so the serial path shares the pool path's bookkeeping."""
 
@@ -234,7 +252,7 @@ class SlurmExecutor:
     cluster: str | None = None
     parameters: Mapping[str, Any] = field(default_factory=dict)
 
-    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool) -> list[RunFailure]:
+    def run(self, specs: Sequence[RunSpec], store: Store, device: str, progress: bool, settings: Mapping[str, Any] | None = None) -> list[RunFailure]:
         try:
             import submitit
         except ImportError:
@@ -244,7 +262,7 @@ class SlurmExecutor:
         executor.update_parameters(**{**defaults, **self.parameters})
         failures, todo = [], list(specs)
         while todo:  # runs held by another sweep's jobs are waited for here, not in a job's allocation
-            jobs = executor.map_array(run_task, [Task.of(spec, store, device) for spec in todo])
+            jobs = executor.map_array(RequeueableRun(), [Task.of(spec, store, device, settings=settings) for spec in todo])
             held_elsewhere = []
             for spec, job in tqdm(list(zip(todo, jobs)), disable=not progress, unit="run", leave=False):
                 try:

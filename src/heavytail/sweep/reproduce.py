@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -34,25 +34,25 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, steps: int, exponent: Fraction, seed: int, batch_size: int | None = None) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int, steps: int | None = None) -> RunSpec:
+    """A run of the sweep; ``steps`` defaults to the scale's (an epoch horizon is counted once per problem, :func:`_steps`)."""
     return RunSpec(
         problem=preset.problem_name(label),
         problem_options=options,
         optimizer=curve.optimizer,
         optimizer_options=curve.options,
         lr=lr_of(exponent),
-        steps=steps,
+        steps=s.steps if steps is None else steps,
         seed=seed,
-        batch_size=batch_size,
+        batch_size=s.batch_size,
     )
 
 
-def _steps(preset: Preset, scale: Scale, label: str, options: dict[str, Any]) -> int:
+def _steps(preset: Preset, s: Scale, label: str, options: dict[str, Any]) -> int:
     """The runs' optimizer steps: the scale's, or its epochs times the mini-batches in one pass over the data."""
-    if scale.epochs is None:
-        return scale.steps
-    curve = next(iter(scale.curves.values()))
-    return epoch_steps(_spec(preset, label, options, curve, 0, Fraction(0), 0, scale.batch_size), scale.epochs)
+    if s.epochs is None:
+        return s.steps
+    return epoch_steps(_spec(preset, label, options, next(iter(s.curves.values())), s, Fraction(0), 0), s.epochs)
 
 
 def outcome_of(record: RunRecord, exponent: Fraction) -> Outcome:
@@ -78,8 +78,16 @@ def reproduce(
     device: str = "cpu",
     out: Path | None = None,
     progress: bool = False,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``)."""
+    """Run ``preset`` at ``scale`` and return its summary (also written to ``out/summary.json``).
+
+    ``settings``: :func:`heavytail.run`'s execution keywords for every run (``checkpoint_every``,
+    ``precision``, ``compile``); ``checkpoint_every`` defaults to the scale's.
+    """
+    defaults = {"checkpoint_every": None, "precision": "auto", "compile": False}
+    settings = {"checkpoint_every": preset.scale(scale).checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    settings = {k: v for k, v in settings.items() if defaults.get(k, object()) != v}  # an executor of old takes none
     store = store or Store()
     executor = executor or LocalExecutor()
     s = preset.scale(scale)
@@ -97,12 +105,12 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, key.problem, problems[key.problem], curve, steps[key.problem], exponent, seed, s.batch_size)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, s, exponent, seed, steps[key.problem])
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
             todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
-            failures = executor.run(todo, store, device, progress) if todo else []
+            failures = (executor.run(todo, store, device, progress, settings) if settings else executor.run(todo, store, device, progress)) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
                 raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")
@@ -125,13 +133,14 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, label, options, curve, steps[label], exponent, first_seed, s.batch_size).run_id)
+            record = store.load(_spec(preset, label, options, curve, s, exponent, first_seed, steps[label]).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
                 run_id=record.run_id,
                 group_loss_initial=brief["group_loss_initial"],
                 group_loss_final=brief["group_loss_final"],
+                **{k: brief[k] for k in ("val_group_loss_initial", "val_group_loss_final") if k in brief},
             )
             if s.show_steps is not None and s.show_steps < steps[label]:
                 entry.update(_shown(record, s.show_steps))
