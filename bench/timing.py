@@ -23,8 +23,10 @@ def clock(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def train_call(problem: Problem, init: dict[str, torch.Tensor], optimizer: str, lr: float, steps: int, **options: Any) -> Callable[[], object]:
-    """``train(problem, ...)`` from the weights ``init`` with a fresh optimizer and every per-class metric recorded, ready to clock."""
+def train_call(
+    problem: Problem, init: dict[str, torch.Tensor], optimizer: str, lr: float, steps: int, **options: Any
+) -> Callable[[], object]:
+    """``train(problem, ...)`` from the weights ``init``, a fresh optimizer, every per-class metric recorded: ready to clock."""
     problem.model.load_state_dict(init)
     opt = make_optimizer(optimizer, problem.model.parameters(), lr)
     recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)

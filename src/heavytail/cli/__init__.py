@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", required=True, type=_step_size, help="step size: a number or 10^E (e.g. 10^-2.5, as the presets use)")
     horizon = p.add_mutually_exclusive_group()
     horizon.add_argument("--steps", type=_count, default=100, help="optimizer steps (default: 100)")
-    horizon.add_argument("--epochs", type=_count, help="passes over the data instead of --steps (the steps they take; one per epoch in full batch)")
+    horizon.add_argument("--epochs", type=_count, help="passes over the data instead of --steps (one step each in full batch)")
     p.add_argument("--seed", type=_count, default=0, help="seed for data and initialisation, >= 0 (default: 0)")
     p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE", help="problem option, repeatable (e.g. -p m=9)")
     p.add_argument("-o", dest="optimizer_options", action="append", metavar="KEY=VALUE", help="optimizer option, repeatable (e.g. -o momentum=0.5)")

@@ -15,7 +15,6 @@ best with seeds 0-2. Small: sparse grids of two powers of ten, half powers ½ de
 with seed 0. Compare its SGD curves with ``ptb-two-layer``'s at the same scale.
 """
 
-from fractions import Fraction
 
 from heavytail.presets.base import Curve, Preset, Scale
 from heavytail.presets.ptb_two_layer import PAPER_HORIZON, SMALL_DATA, SMALL_GRID, SMALL_HORIZON

@@ -58,7 +58,10 @@ PRESET = Preset(
         "paper": Scale(
             problem_options={},
             **PAPER_HORIZON,
-            curves={"gd+m": Curve("gd+m", grid=every_half_power(-3, -1)), "adam+m": Curve("adam+m", grid=every_half_power(-5, -2))},
+            curves={
+                "gd+m": Curve("gd+m", grid=every_half_power(-3, -1)),
+                "adam+m": Curve("adam+m", grid=every_half_power(-5, -2)),
+            },
         ),
     },
     notes=__doc__ or "",

@@ -73,5 +73,5 @@ class LinearProblem(LossWeights):
             torch.manual_seed(derive_seed(seed, "model"))
             model = linear_model(data.x.shape[1], data.num_classes, bias=self.bias, init=self.init)
         n, d = data.x.shape
-        problem = Problem(model=model, x=data.x, y=data.y, num_classes=data.num_classes, info={"n": n, "d": d, "c": data.num_classes})
-        return self.weighted(problem)
+        info = {"n": n, "d": d, "c": data.num_classes}
+        return self.weighted(Problem(model=model, x=data.x, y=data.y, num_classes=data.num_classes, info=info))
