@@ -27,11 +27,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from heavytail.optim import make_optimizer
 from heavytail.presets.cnn_barcoded import SMALL_DATA
 from heavytail.problems import make_problem_options
-from heavytail.train import HistoryRecorder, train
-from timing import clock
+from timing import clock, train_call
 
 GOAL, LR = 0.05, 0.01
 
@@ -53,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     init = {k: v.clone() for k, v in model.state_dict().items()}
 
     def ours(chunk_size: int | None) -> Callable[[], object]:
-        model.load_state_dict(init)
-        optimizer = make_optimizer("gd+m", model.parameters(), LR)
-        recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
-        return lambda: train(problem, optimizer, steps, recorder=recorder, chunk_size=chunk_size)
+        return train_call(problem, init, "gd+m", LR, steps, chunk_size=chunk_size)
 
     def bare() -> Callable[[], object]:
         model.load_state_dict(init)

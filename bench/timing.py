@@ -1,11 +1,16 @@
-"""The clock every benchmark here uses (``from timing import clock``; benchmarks run as ``python bench/NAME.py``)."""
+"""The clock every benchmark here uses (``from timing import clock``; benchmarks run as ``python bench/NAME.py``),
+and the training call the step benchmarks time."""
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from typing import Any, Callable
 
 import torch
+
+from heavytail.optim import make_optimizer
+from heavytail.problems import Problem
+from heavytail.train import HistoryRecorder, train
 
 
 def clock(fn: Callable[[], object], device: torch.device) -> float:
@@ -35,3 +40,13 @@ def interleaved(makers: dict[str, Callable[[], Callable[[], object]]], repeats: 
                 wall[name].append(seconds)
                 cpu[name].append((time.process_time() - start_cpu) / steps)
     return wall, cpu
+
+
+def train_call(
+    problem: Problem, init: dict[str, torch.Tensor], optimizer: str, lr: float, steps: int, **options: Any
+) -> Callable[[], object]:
+    """``train(problem, ...)`` from the weights ``init``, a fresh optimizer, every per-class metric recorded: ready to clock."""
+    problem.model.load_state_dict(init)
+    opt = make_optimizer(optimizer, problem.trainable_parameters(), lr)
+    recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
+    return lambda: train(problem, opt, steps, recorder=recorder, **options)

@@ -125,7 +125,8 @@ def test_linear_problem_rejects_mean_or_scale_with_uniform_inputs():
         ({"m": "seven"}, "'seven'"),
         ({"inputs": "cauchy"}, "'cauchy'.*uniform, gaussian"),
         ({"d": "0"}, "d=0"),
-        ({"reweight": "-1"}, "reweight=-1"),
+        ({"loss_weights": "-1"}, "loss_weights=-1"),
+        ({"reweight": "-1"}, "loss_weights=-1"),  # its former name
         ({"size": "7"}, "'size'.*choose from: m, inputs"),
     ],
 )

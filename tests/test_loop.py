@@ -42,7 +42,7 @@ def _reference_gradient(problem, weights=None):
 @pytest.mark.parametrize("chunk_size", [None, 160, 64, 50, 7])
 @pytest.mark.parametrize("reweight", [0.0, 1.0])
 def test_one_gd_step_follows_the_full_batch_gradient_for_any_chunking(chunk_size, reweight):
-    problem = LinearProblem(m=5, reweight=reweight).build(0)  # n = 160
+    problem = LinearProblem(m=5, loss_weights=reweight).build(0)  # n = 160
     weights = None if reweight == 0 else problem.class_weights.double()
     grad_w, grad_b = _reference_gradient(problem, weights)
     start_w, start_b = problem.model.weight.detach().double(), problem.model.bias.detach().double()
@@ -210,7 +210,7 @@ def test_mini_batch_full_epochs_see_every_sample_once():
 
 @pytest.mark.parametrize("power", [1.0, 0.5])
 def test_reweighted_objective_at_step_zero(power):
-    problem = LinearProblem(m=5, reweight=power).build(0)
+    problem = LinearProblem(m=5, loss_weights=power).build(0)
     x, y = problem.x.double(), problem.y
     n = len(y)
     counts = torch.bincount(y).double()

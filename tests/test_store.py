@@ -150,7 +150,7 @@ def test_run_id_is_stable_under_option_normalisation():
         run_id(optimizer="gd+m"),
         run_id(optimizer_options={"momentum": 0.5}),
         run_id(problem_options={"m": 7}),
-        run_id(problem_options={"reweight": 1}),
+        run_id(problem_options={"loss_weights": 1}),
     }
     assert len(others) == 8 and default not in others
 

@@ -189,10 +189,10 @@ def test_aliases_name_the_linear_preset(name):
 def _cost_of_own_runs(preset: Preset, presets: dict) -> float:
     """Small-scale CPU minutes of the (problem, curve) pairs no earlier preset already runs (those are reused from the store)."""
 
-    def runs(p: Preset) -> dict[tuple[str, str, int, str], tuple[str, str]]:
+    def runs(p: Preset) -> dict[tuple[str, str, tuple[int, int | None, int | None], str], tuple[str, str]]:
         small = p.scale("small")
         return {
-            (p.problem_name(label), repr(sorted(options.items())), small.steps, repr(curve)): (label, name)
+            (p.problem_name(label), repr(sorted(options.items())), (small.steps, small.epochs, small.batch_size), repr(curve)): (label, name)
             for label, options in p.problems("small").items()
             for name, curve in small.curves.items()
         }
@@ -219,7 +219,7 @@ def test_every_builtin_preset_is_well_formed():
         budget = 10 if preset.problem == "linear" else 15  # minutes on 2 cores the issues allow
         assert _cost_of_own_runs(preset, PRESETS) <= budget, preset.name
         for scale in preset.scales.values():
-            assert scale.curves and scale.steps > 0
+            assert scale.curves and (scale.steps > 0) != (scale.epochs is not None)
             for curve in scale.curves.values():
                 assert (curve.grid is None) != (curve.fixed is None)
     assert PRESETS["linear"].scale("paper").problem_options == {"m": 11}

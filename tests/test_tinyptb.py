@@ -142,14 +142,16 @@ def _dropout_problem(log_mode: str) -> Problem:
     return Problem(model=model, x=tokens[:, :-1], y=tokens[:, 1:], num_classes=30, log_mode=log_mode)  # type: ignore[arg-type]
 
 
-def test_logged_losses_come_from_an_evaluation_pass_with_dropout_off():
-    """D12: log_mode=eval logs dropout-free losses; the updates (dropout on) are the same in both modes."""
+@pytest.mark.parametrize("batch_size", [None, 4])
+def test_logged_losses_come_from_an_evaluation_pass_with_dropout_off(batch_size):
+    """D12: log_mode=eval logs dropout-free losses; the updates (dropout on) are the same in both modes,
+    in full batch and with mini-batches (whose exact passes with dropout on draw masks off the training stream)."""
     results = {}
     for mode in ("eval", "train"):
         problem = _dropout_problem(mode)
         assert has_dropout(problem.model)
         optimizer = make_optimizer("adam+m", problem.trainable_parameters(), 1e-2)
-        history = train(problem, optimizer, 4, seed=7).history
+        history = train(problem, optimizer, 4, seed=7, batch_size=batch_size).history
         results[mode] = (history, problem)
     (eval_history, eval_problem), (train_history, train_problem) = results["eval"], results["train"]
     for a, b in zip(eval_problem.model.parameters(), train_problem.model.parameters()):

@@ -117,10 +117,16 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return literal(value)
 
 
+def option_fields(cls: type) -> list[dataclasses.Field]:
+    """The fields of an options dataclass, its own first and keyword-only ones (options every problem has) last."""
+    fields = dataclasses.fields(cls)  # type: ignore[arg-type]
+    return [f for f in fields if not f.kw_only] + [f for f in fields if f.kw_only]
+
+
 def build_options(cls: type[T], values: Mapping[str, Any], what: str) -> T:
     """Instantiate the dataclass ``cls`` from loosely typed ``values``; unknown keys are errors."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+    names = [f.name for f in option_fields(cls)]
     kwargs = {}
     for key, value in values.items():
         if key not in names:

@@ -41,6 +41,15 @@ def _truncated(history: History, max_step: int | None) -> History:
     return history.select_rows(history.step <= max_step)
 
 
+def time_axis(history: History) -> tuple[np.ndarray, str]:
+    """The x values and label of a history's rows: epochs for a mini-batch run (its first epoch row's step
+    is one epoch), steps otherwise."""
+    epoch_rows = np.flatnonzero(~history.exact)
+    if len(epoch_rows) and history.step[epoch_rows[0]] > 0:
+        return history.step / history.step[epoch_rows[0]], "epoch"
+    return history.step, "step"
+
+
 def figure_per_group(
     records: Sequence[RunRecord],
     num_groups: int | None = None,
@@ -79,17 +88,19 @@ def figure_per_group(
     ax = axes[1]
     top = 0.0
     for history, label in zip(histories, labels):
-        ax.plot(history.step, history.loss, label=label)
+        x, unit = time_axis(history)
+        ax.plot(x, history.loss, label=label)
         top = max(top, np.nanmax(np.where(np.isfinite(history.loss), history.loss, np.nan)))
-    ax.set(xlabel="step", ylabel="training loss", title="Overall loss", ylim=(0, 1.05 * top))
+    ax.set(xlabel=unit, ylabel="training loss", title="Overall loss", ylim=(0, 1.05 * top))
     ax.legend(fontsize=7)
 
     group_top = max(np.nanmax(np.where(np.isfinite(g), g, np.nan)) for g in (h.group_loss(num_groups) for h in histories))
     for ax, history, label in zip(axes[2:], histories, labels):
         group_loss = history.group_loss(num_groups)
+        x, unit = time_axis(history)
         for g in range(groups.num_groups):
-            ax.plot(history.step, group_loss[:, g], color=colors[g], lw=1.2, label=names[g] if names else None)
-        ax.set(xlabel="step", ylabel="loss per group", title=label, ylim=(0, 1.05 * group_top))
+            ax.plot(x, group_loss[:, g], color=colors[g], lw=1.2, label=names[g] if names else None)
+        ax.set(xlabel=unit, ylabel="loss per group", title=label, ylim=(0, 1.05 * group_top))
         ax.title.set_fontsize(9)
         if names:
             ax.legend(fontsize=7)

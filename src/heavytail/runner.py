@@ -18,11 +18,12 @@ import torch
 
 from heavytail.optim.registry import make_optimizer
 from heavytail.options import ConfigError
+from heavytail.problems import Problem
 from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunRecord, Store
 from heavytail.train.checkpoint import check_checkpoint
 from heavytail.train.history import History, HistoryRecorder
-from heavytail.train.loop import PRECISIONS, Precision, auto_chunk_size, train, world
+from heavytail.train.loop import PRECISIONS, Precision, auto_chunk_size, steps_per_epoch, train, world
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -59,6 +60,30 @@ def environment(device: torch.device) -> dict[str, Any]:
         env["gpu"] = torch.cuda.get_device_name(device)
         env["cuda"] = torch.version.cuda
     return env
+
+
+def check_batch_size(batch_size: int, problem: Problem) -> None:
+    """A one-line error for a batch size the problem cannot be cut into (too large, or not whole windows)."""
+    block, n = problem.batch_block, problem.num_samples
+    if batch_size > n:
+        raise ConfigError(f"bad batch size {batch_size}; this problem has {n} samples")
+    if batch_size % block:
+        raise ConfigError(
+            f"bad batch size {batch_size}; this problem's mini-batches are whole windows of {block} streams: "
+            f"choose a multiple of {block} (the paper's batch: {block}, one window), or change -p streams"
+        )
+
+
+def epoch_steps(spec: RunSpec, epochs: int) -> int:
+    """Optimizer steps of ``epochs`` passes over ``spec``'s data at its batch size (one per epoch in full batch).
+
+    Builds the problem to count its mini-batches, so ``--epochs E`` names the same run as ``--steps`` of that count.
+    """
+    if spec.batch_size is None:
+        return epochs
+    problem = spec.build_problem()
+    check_batch_size(spec.batch_size, problem)
+    return epochs * steps_per_epoch(problem, spec.batch_size)
 
 
 def _now() -> str:
@@ -190,8 +215,8 @@ def run(
         problem.info.update(num_parameters=problem.num_parameters, num_trainable_parameters=problem.num_trainable_parameters)
         if problem.group_names is not None:
             problem.info["group_names"] = list(problem.group_names)
-        if spec.batch_size is not None and spec.batch_size > problem.num_samples:
-            raise ConfigError(f"bad batch size {spec.batch_size}; this problem has {problem.num_samples} samples")
+        if spec.batch_size is not None:
+            check_batch_size(spec.batch_size, problem)
         optimizer = make_optimizer(spec.optimizer, problem.trainable_parameters(), spec.lr, spec.optimizer_options)
         recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
         chunk = chunk_size or auto_chunk_size(problem)

@@ -18,8 +18,9 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from heavytail.allocator import reuse_freed_memory
 from heavytail.data.datadir import DATA_ENV
-from heavytail.options import ConfigError, literal, parse_assignments
+from heavytail.options import ConfigError, literal, option_fields, parse_assignments
 from heavytail.cli.common import add_data_dir_option, add_execution_options, add_store_options, emit, execution_settings, step_list
 from heavytail.spec import RunSpec, TrackedSpec
 from heavytail.integrity import CorruptRunError
@@ -94,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("problem", metavar="PROBLEM", help="problem name, e.g. linear (see `heavytail problems`)")
     p.add_argument("--optimizer", required=True, metavar="NAME", help="registered name (see `heavytail optimizers`) or package.module:Class")
     p.add_argument("--lr", required=True, type=_step_size, help="step size: a number or 10^E (e.g. 10^-2.5, as the presets use)")
-    p.add_argument("--steps", type=_count, default=100, help="optimizer steps (default: 100)")
+    horizon = p.add_mutually_exclusive_group()
+    horizon.add_argument("--steps", type=_count, default=100, help="optimizer steps (default: 100)")
+    horizon.add_argument("--epochs", type=_count, help="passes over the data instead of --steps (one step each in full batch)")
     p.add_argument("--seed", type=_count, default=0, help="seed for data and initialisation, >= 0 (default: 0)")
     p.add_argument("-p", dest="problem_options", action="append", metavar="KEY=VALUE", help="problem option, repeatable (e.g. -p m=9)")
     p.add_argument("-o", dest="optimizer_options", action="append", metavar="KEY=VALUE", help="optimizer option, repeatable (e.g. -o momentum=0.5)")
@@ -170,7 +173,7 @@ def _format_run(summary: dict[str, Any]) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from heavytail.runner import run, summarize
+    from heavytail.runner import epoch_steps, run, summarize
     from heavytail.spec import RunSpec
 
     spec = RunSpec(
@@ -183,6 +186,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         seed=args.seed,
         batch_size=args.batch_size,
     )
+    if args.epochs is not None:  # the same run as --steps of that many steps
+        spec = dataclasses.replace(spec.normalized(), steps=epoch_steps(spec.normalized(), args.epochs))
     Store(args.results).require_root(must_exist=False)
     record = run(
         spec,
@@ -410,7 +415,7 @@ def cmd_problems(args: argparse.Namespace) -> int:
         cls = problem_class(name)
         hints = typing.get_type_hints(cls)
         print(f"{name}: {(cls.__doc__ or '').strip().splitlines()[0]}")
-        for f in dataclasses.fields(cls):
+        for f in option_fields(cls):
             choices = typing.get_args(hints[f.name]) if typing.get_origin(hints[f.name]) is typing.Literal else ()
             values = f"one of {', '.join(choices)}; " if choices else ""
             print(f"  -p {f.name}=  ({values}default: {f.default})")
@@ -442,6 +447,7 @@ def _join_torchrun() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     exit_cleanly_on_sigterm()
+    reuse_freed_memory()
     if getattr(args, "data_dir", None):  # through the environment, so worker processes and SLURM jobs see it too
         os.environ[DATA_ENV] = str(Path(args.data_dir).expanduser().resolve())
     _join_torchrun()

@@ -19,6 +19,8 @@ from heavytail.presets import (
     ptb_last_layer,
     ptb_one_layer,
     ptb_one_layer_optimizers,
+    ptb_reweighted,
+    ptb_two_layer,
     token_stats,
     weighted_quadratic,
 )
@@ -44,6 +46,8 @@ PRESETS: dict[str, Preset | Study] = {  # sweep figures (Preset) and computed on
         ptb_last_layer,
         ptb_one_layer,
         ptb_one_layer_optimizers,
+        ptb_two_layer,
+        ptb_reweighted,
     )
 }
 

@@ -44,16 +44,26 @@ class Curve:
 
 @dataclass(frozen=True)
 class Scale:
-    """Sizes and horizon of one scale of a preset, and its curves (label -> curve)."""
+    """Sizes and horizon of one scale of a preset, and its curves (label -> curve).
+
+    The horizon is ``steps`` optimizer steps, or ``epochs`` passes over the data (mini-batch
+    presets; the runs' steps are then counted from the data once per problem). ``batch_size``
+    None trains full batch.
+    """
 
     problem_options: Mapping[str, Any]
-    steps: int
-    curves: Mapping[str, Curve]
+    steps: int = 0
+    curves: Mapping[str, Curve] = field(default_factory=dict)
     horizons: tuple[int, ...] = ()  # steps at which the figure shows the curves ("horizons" figures)
     show_steps: int | None = None  # the figure's x-range (None: all steps)
     variant_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # label -> options at this scale only
     batch_size: int | None = None  # samples per step (None: full batch)
     checkpoint_every: int | None = None  # default --checkpoint-every of the scale's runs (long runs)
+    epochs: int | None = None  # horizon in epochs instead of steps
+
+    def __post_init__(self) -> None:
+        if (self.steps > 0) == (self.epochs is not None):
+            raise ValueError(f"a scale needs exactly one horizon: steps={self.steps}, epochs={self.epochs}")
 
 
 @dataclass(frozen=True)
@@ -98,10 +108,13 @@ class Preset:
             problem = make_problem_options(self.problem_name(label), options)
             per_sample = getattr(problem, "flops_per_sample", None)  # mini-batch cost, where the problem declares it
             per_step = s.batch_size * per_sample() if s.batch_size is not None and per_sample else problem.flops_per_step()
+            passes = s.steps
+            if s.epochs is not None:  # an epoch of mini-batches costs about one full-batch step
+                per_step, passes = problem.flops_per_step(), s.epochs
             for curve in s.curves.values():
                 runs += curve.expected_runs()
-                flops += curve.expected_runs() * s.steps * per_step
-                cpu_seconds += curve.expected_runs() * s.steps * per_step / (getattr(problem, "cpu_gflops", CPU_GFLOPS) * 1e9)
+                flops += curve.expected_runs() * passes * per_step
+                cpu_seconds += curve.expected_runs() * passes * per_step / (getattr(problem, "cpu_gflops", CPU_GFLOPS) * 1e9)
         return {
             "runs": int(runs),
             "tflop": flops / 1e12,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal, Protocol
 
 import torch
 from torch import nn
+
+from heavytail.options import ConfigError
 
 LogMode = Literal["eval", "train"]  # logged losses of a model with dropout: dropout off, or on as in the paper's code (D12)
 
@@ -38,6 +41,10 @@ class Problem:
     against ``y``; with ``class_weights`` set it is the weighted mean sum_i w_{y_i} l_i / sum_i w_{y_i}
     (the paper's reweighting). ``validation`` samples, if any, are evaluated where rows are logged
     (every ``log_every`` steps) (per-group validation loss, groups from the validation counts).
+    Targets equal to ``ignore_index`` are padding: no loss, not counted. Mini-batches are made of
+    whole blocks of ``batch_block`` consecutive rows (a text problem's window of B streams), visited
+    in a fresh random order every epoch, or in the same order every epoch when ``shuffle_batches``
+    is False.
     """
 
     model: nn.Module
@@ -49,6 +56,9 @@ class Problem:
     group_names: tuple[str, ...] | None = None  # names of the natural groups, most frequent first
     activation_bytes_per_sample: int = 0  # memory a sample's forward/backward holds besides its logits (sizes chunks)
     log_mode: LogMode = "train"  # a model with dropout: exact rows from the training pass (dropout on), or "eval": from an eval-mode pass (D12)
+    ignore_index: int | None = None  # target value of padding positions
+    batch_block: int = 1  # rows that always share a mini-batch, in order (B streams of one window)
+    shuffle_batches: bool = True  # False: the same block order every epoch (the paper's text windows, D13)
     info: dict[str, Any] = field(default_factory=dict)
     samples: IndexedSamples | None = None  # instead of x and y
     validation: IndexedSamples | None = None
@@ -79,10 +89,13 @@ class Problem:
         return self.samples.fetch(index)[1] if self.samples is not None else self.y[index]
 
     def class_counts(self) -> torch.Tensor:
-        """Number of training targets of each class (CPU, int64)."""
+        """Number of training targets of each class (CPU, int64), padding left out."""
         if self.samples is not None:
             return self.samples.class_counts(self.num_classes)
-        return torch.bincount(self.y.reshape(-1).cpu(), minlength=self.num_classes)
+        y = self.y.reshape(-1).cpu()
+        if self.ignore_index is not None:
+            y = y[y != self.ignore_index]
+        return torch.bincount(y, minlength=self.num_classes)
 
     @property
     def num_parameters(self) -> int:
@@ -118,3 +131,28 @@ def class_loss_weights(counts: torch.Tensor, power: float) -> torch.Tensor | Non
     freq = counts.double() / counts.sum()
     weights = torch.where(counts > 0, freq.clamp_min(1e-300) ** -power, torch.zeros_like(freq))
     return weights.float()
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The option every problem has: ``loss_weights`` = p weights class k by 1/pi_k^p (paper section 4).
+
+    p = 0 is the plain mean cross-entropy; the paper uses 1/2 and 1. The weighted loss is normalised
+    by the weight sum of each (mini-)batch; logged per-class losses stay unweighted. A problem's
+    options inherit this class and end ``build`` with ``return self.weighted(problem)``.
+    """
+
+    loss_weights: float = field(default=0.0, kw_only=True)
+
+    def weighted(self, problem: Problem) -> Problem:
+        """``problem`` with the class weights of ``loss_weights`` from its training counts."""
+        check_loss_weights(self, type(self).__name__)
+        problem.class_weights = class_loss_weights(problem.class_counts(), self.loss_weights)
+        return problem
+
+
+def check_loss_weights(options: Any, problem: str) -> None:
+    """A one-line error for a negative or non-finite ``loss_weights`` (p >= 0)."""
+    power = options.loss_weights
+    if not (math.isfinite(power) and power >= 0):
+        raise ConfigError(f"bad {problem} problem option loss_weights={power}; expected p >= 0 (e.g. 1/2 or 1)")

@@ -18,7 +18,7 @@ import torch
 
 from heavytail.models.gpt2 import GPT2Config, gpt2
 from heavytail.options import ConfigError
-from heavytail.problems.base import Problem
+from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
 
 Corpus = Literal["wikitext-103", "wikitext-2", "tinywikitext-2"]
@@ -27,7 +27,7 @@ TRAIN_TOKENS = {"wikitext-103": 109_836_288, "wikitext-2": 2_088_628, "tinywikit
 
 
 @dataclass(frozen=True)
-class GPT2WikiTextProblem:
+class GPT2WikiTextProblem(LossWeights):
     """GPT-2 small (or a smaller decoder) on WikiText windows; per-group training and validation loss."""
 
     corpus: Corpus = "wikitext-103"
@@ -88,7 +88,7 @@ class GPT2WikiTextProblem:
         samples = TokenWindows(train, self.seq_len)
         validation = TokenWindows(valid, min(self.seq_len, len(valid) - 1)) if len(valid) > 1 and self.valid_tokens != 0 else None
         activations = 4 * self.seq_len * self.width * (16 * self.layers + 2)  # float32 bytes a window keeps for backward, roughly
-        return Problem(
+        problem = Problem(
             model=model,
             x=None,
             y=None,
@@ -108,3 +108,4 @@ class GPT2WikiTextProblem:
                 **({"note": corpus.note} if corpus.note else {}),
             },
         )
+        return self.weighted(problem)

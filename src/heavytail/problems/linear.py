@@ -5,23 +5,24 @@ from __future__ import annotations
 import os
 import typing
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from heavytail.data.synthetic import InputLaw, random_heavy_tailed_labels
 from heavytail.models.linear import Init, linear_model
 from heavytail.options import ConfigError
-from heavytail.problems.base import Problem, class_loss_weights
+from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
 
 
 @dataclass(frozen=True)
-class LinearProblem:
+class LinearProblem(LossWeights):
     """Linear model + bias, cross-entropy, on Random Heavy-Tailed Labels with ``m`` groups.
 
     m = 11 is the paper's large problem, m = 7 its code's small one; the default m = 8 runs a
-    full-batch step in tens of milliseconds on a laptop CPU. ``reweight`` = p weights class k
-    by 1/pi_k^p (p = 1/2 and 1 in the paper).
+    full-batch step in tens of milliseconds on a laptop CPU. ``loss_weights`` = p weights class k
+    by 1/pi_k^p (p = 1/2 and 1 in the paper; ``reweight``, its former name, still reads).
     """
 
     m: int = 8
@@ -31,7 +32,8 @@ class LinearProblem:
     d: int | None = None
     bias: bool = True
     init: Init = "default"
-    reweight: float = 0.0
+
+    renamed_options: ClassVar[dict[str, str]] = {"reweight": "loss_weights"}
 
     def __post_init__(self) -> None:
         if not 1 <= self.m <= 16:
@@ -45,8 +47,6 @@ class LinearProblem:
             raise ConfigError(
                 f"linear problem options mean={self.mean} and scale={self.scale} need inputs=gaussian (inputs=uniform is U[0, 1])"
             )
-        if self.reweight < 0:
-            raise ConfigError(f"bad linear problem option reweight={self.reweight}; expected p >= 0")
 
     def sizes(self) -> tuple[int, int, int]:
         """(n, d, c) of the data this builds, without building it."""
@@ -72,13 +72,6 @@ class LinearProblem:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model"))
             model = linear_model(data.x.shape[1], data.num_classes, bias=self.bias, init=self.init)
-        counts = torch.bincount(data.y, minlength=data.num_classes)
         n, d = data.x.shape
-        return Problem(
-            model=model,
-            x=data.x,
-            y=data.y,
-            num_classes=data.num_classes,
-            class_weights=class_loss_weights(counts, self.reweight),
-            info={"n": n, "d": d, "c": data.num_classes},
-        )
+        info = {"n": n, "d": d, "c": data.num_classes}
+        return self.weighted(Problem(model=model, x=data.x, y=data.y, num_classes=data.num_classes, info=info))

@@ -21,7 +21,7 @@ from heavytail.data.barcode import barcoded_samples, barcodes
 from heavytail.data.mnist import load_mnist
 from heavytail.models.cnn import cnn, cnn_activation_bytes, cnn_flops_per_image
 from heavytail.options import ConfigError
-from heavytail.problems.base import Problem, class_loss_weights
+from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
 
 Source = Literal["train", "test"]
@@ -54,15 +54,15 @@ def _check_range(problem: str, key: str, value: int, lo: int, hi: int) -> None:
 
 
 @dataclass(frozen=True)
-class _CnnOptions:
-    """Options every MNIST problem has: the source split, preprocessing, CNN widths and loss weights."""
+class _CnnOptions(LossWeights):
+    """Options every MNIST problem has: the source split, preprocessing, CNN widths (and loss weights)."""
 
     source: Source = "train"
     normalize: Normalize = "per-pixel"
     width1: int = 32
     width2: int = 100
-    reweight: float = 0.0
 
+    renamed_options: typing.ClassVar[dict[str, str]] = {"reweight": "loss_weights"}
     name: typing.ClassVar[str]
     group_names: typing.ClassVar[tuple[str, ...] | None] = None  # natural groups: plain digits, then barcoded classes
     cpu_gflops: typing.ClassVar[float] = 40.0  # small convolutions run far below GEMM speed (cnn-barcoded small: 25.5 TFLOP, 20 CPU-minutes)
@@ -73,8 +73,6 @@ class _CnnOptions:
                 raise ConfigError(f"bad {self.name} problem option {key}={value!r}; choose one of: {', '.join(typing.get_args(choices))}")
         _check_range(self.name, "width1", self.width1, 1, 4096)
         _check_range(self.name, "width2", self.width2, 1, 4096)
-        if self.reweight < 0:
-            raise ConfigError(f"bad {self.name} problem option reweight={self.reweight}; expected p >= 0")
         if getattr(self, "plain_per_digit", None) is not None:
             _check_range(self.name, "plain_per_digit", self.plain_per_digit, 1, 10_000)  # type: ignore[attr-defined]
         if hasattr(self, "bits"):
@@ -124,19 +122,18 @@ class _CnnOptions:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(derive_seed(seed, "model"))
             model = cnn(num_classes, self.width1, self.width2)
-        counts = torch.bincount(y, minlength=num_classes)
         natural = self.group_names is not None
-        return Problem(
+        problem = Problem(
             model=model,
             x=x,
             y=y,
             num_classes=num_classes,
-            class_weights=class_loss_weights(counts, self.reweight),
             class_groups=torch.cat(groups) if natural else None,
             group_names=self.group_names,
             activation_bytes_per_sample=cnn_activation_bytes(self.width1, self.width2),
             info={"n": len(y), "c": num_classes, "input_shape": list(x.shape[1:])},
         )
+        return self.weighted(problem)
 
 
 @dataclass(frozen=True)

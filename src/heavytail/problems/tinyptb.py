@@ -34,7 +34,7 @@ import torch
 from heavytail.data.text import NextTokenWindows, load_text_corpus
 from heavytail.models.transformer import AttentionOnlyLM, EncoderLM, HeadOnFeatures, freeze_all_but_head
 from heavytail.options import ConfigError
-from heavytail.problems.base import LogMode, Problem
+from heavytail.problems.base import LogMode, LossWeights, Problem
 from heavytail.seeding import derive_seed
 
 Vocab = Literal["train", "valid+test", "used"]
@@ -92,8 +92,8 @@ def tinyptb_windows(streams: int, windows: int | None, seq_len: int, vocab: Voca
 
 
 @dataclass(frozen=True)
-class _TinyPtbOptions:
-    """Options both TinyPTB problems have: the data's size and vocabulary, and the model's width."""
+class _TinyPtbOptions(LossWeights):
+    """Options both TinyPTB problems have: the data's size and vocabulary, the model's width, the loss weights."""
 
     streams: int = 1024  # B: parallel streams (the paper's batchify)
     windows: int | None = None  # W: windows of seq_len per stream (None: every whole window, 2 at B = 1,024)
@@ -165,7 +165,7 @@ class TinyPtbLastLayer(_TinyPtbOptions):
         else:
             model, x = lm, data.inputs
             activations = 4 * self.seq_len * (8 * self.width + self.seq_len)
-        return Problem(
+        problem = Problem(
             model=model,
             x=x,
             y=data.targets,
@@ -173,6 +173,7 @@ class TinyPtbLastLayer(_TinyPtbOptions):
             activation_bytes_per_sample=activations,
             info={**self._info(data, model), "features": self.features},
         )
+        return self.weighted(problem)
 
 
 @dataclass(frozen=True)
@@ -214,7 +215,7 @@ class TinyPtbOneLayer(_TinyPtbOptions):
             model = EncoderLM(data.vocab_size, self.width, heads=self.heads, ff_width=ff, layers=1,
                               dropout=self.dropout, max_len=max(self.seq_len, 5000))  # fmt: skip
         activations = 4 * self.seq_len * (14 * self.width + 3 * ff + 3 * self.heads * self.seq_len)
-        return Problem(
+        problem = Problem(
             model=model,
             x=data.inputs,
             y=data.targets,
@@ -223,6 +224,7 @@ class TinyPtbOneLayer(_TinyPtbOptions):
             log_mode=self.log_mode,
             info={**self._info(data, model), "dropout": self.dropout, "log_mode": self.log_mode},
         )
+        return self.weighted(problem)
 
 
 __all__ = ["TinyPtbLastLayer", "TinyPtbOneLayer", "tinyptb_windows"]

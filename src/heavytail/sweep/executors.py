@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from heavytail.allocator import reuse_freed_memory
 from heavytail.optim.registry import OptimizerEntry, register_optimizer, resolve_optimizer
 from heavytail.options import ConfigError
 from heavytail.problems import register_problem
@@ -70,6 +71,7 @@ def run_task(task: Task) -> str:
 
     Returns the run's final status. Module-level so that process pools and submitit can pickle it.
     """
+    reuse_freed_memory()
     if task.threads is not None:
         torch.set_num_threads(task.threads)
     if task.optimizer is not None and ":" not in task.optimizer.name:

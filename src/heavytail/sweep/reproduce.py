@@ -17,7 +17,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from heavytail.presets.base import Curve, Preset, Scale, Study
-from heavytail.runner import summarize
+from heavytail.runner import epoch_steps, summarize
 from heavytail.spec import RunSpec
 from heavytail.store import RunRecord, Store, write_json
 from heavytail.sweep.executors import Executor, LocalExecutor
@@ -34,17 +34,25 @@ class _Key:
     curve: str  # curve label
 
 
-def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int) -> RunSpec:
+def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int, steps: int | None = None) -> RunSpec:
+    """A run of the sweep; ``steps`` defaults to the scale's (an epoch horizon is counted once per problem, :func:`_steps`)."""
     return RunSpec(
         problem=preset.problem_name(label),
         problem_options=options,
         optimizer=curve.optimizer,
         optimizer_options=curve.options,
         lr=lr_of(exponent),
-        steps=s.steps,
+        steps=s.steps if steps is None else steps,
         seed=seed,
         batch_size=s.batch_size,
     )
+
+
+def _steps(preset: Preset, s: Scale, label: str, options: dict[str, Any]) -> int:
+    """The runs' optimizer steps: the scale's, or its epochs times the mini-batches in one pass over the data."""
+    if s.epochs is None:
+        return s.steps
+    return epoch_steps(_spec(preset, label, options, next(iter(s.curves.values())), s, Fraction(0), 0), s.epochs)
 
 
 def outcome_of(record: RunRecord, exponent: Fraction) -> Outcome:
@@ -88,6 +96,7 @@ def reproduce(
     s = preset.scale(scale)
     overrides = dict(problem_options or {})
     problems = {label: {**options, **overrides} for label, options in preset.problems(scale).items()}
+    steps = {label: _steps(preset, s, label, options) for label, options in problems.items()}
     plans = {_Key(p, c): curve for p in problems for c, curve in s.curves.items()}
     outcomes: dict[_Key, dict[tuple[Fraction, int], Outcome]] = {key: {} for key in plans}
     start, computed = time.perf_counter(), 0
@@ -100,7 +109,7 @@ def reproduce(
                 else:
                     needed = next_runs(outcomes[key].values(), curve.grid)
                 for exponent, seed in needed:
-                    spec = _spec(preset, key.problem, problems[key.problem], curve, s, exponent, seed)
+                    spec = _spec(preset, key.problem, problems[key.problem], curve, s, exponent, seed, steps[key.problem])
                     wanted.setdefault(spec.run_id, (spec, []))[1].append((key, exponent))
             if not wanted:
                 break
@@ -128,7 +137,7 @@ def reproduce(
             key = _Key(label, name)
             entry, exponent = _choose(curve, outcomes[key])
             first_seed = min(seed for (e, seed) in outcomes[key] if e == exponent)
-            record = store.load(_spec(preset, label, options, curve, s, exponent, first_seed).run_id)
+            record = store.load(_spec(preset, label, options, curve, s, exponent, first_seed, steps[label]).run_id)
             records[label][name] = record
             brief = summarize(record)
             entry.update(
@@ -137,20 +146,23 @@ def reproduce(
                 group_loss_final=brief["group_loss_final"],
                 **{k: brief[k] for k in ("val_group_loss_initial", "val_group_loss_final") if k in brief},
             )
-            if s.show_steps is not None and s.show_steps < s.steps:
+            if s.show_steps is not None and s.show_steps < steps[label]:
                 entry.update(_shown(record, s.show_steps))
             section[name] = entry
         sections[label] = {
             "problem": preset.problem_name(label),
             "problem_options": options,
             "sizes": _sizes(records[label]),
+            "steps": steps[label],
             "optimizers": section,
         }
+    if s.epochs is not None or s.batch_size is not None:
+        summary.update(epochs=s.epochs, batch_size=s.batch_size)
     if preset.variants:
         summary["problems"] = sections
     else:
         only = next(iter(sections.values()))
-        summary.update(problem_options=only["problem_options"], sizes=only["sizes"], optimizers=only["optimizers"])
+        summary.update(problem_options=only["problem_options"], sizes=only["sizes"], steps=only["steps"], optimizers=only["optimizers"])
     suffix = "".join(f"-{key}={value}" for key, value in sorted(overrides.items()))
     out = Path(out) if out is not None else store.root / "reproduce" / f"{preset.name}-{scale}{suffix}"
     summary["figures"] = [str(p) for p in _draw(preset, scale, records, out)]

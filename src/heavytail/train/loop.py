@@ -5,9 +5,12 @@ does not fit in memory (each chunk's summed loss divided by the full normaliser,
 gradient is the unchunked one). The row logged at step t comes from the forward pass that computed
 the step-t gradient; only the final iterate needs one extra forward pass.
 
-Mini-batch: shuffled batches each epoch, each accumulated over chunks (micro-batches); a row per
-epoch (or every ``log_every`` steps) accumulates the statistics of its batches, plus exact passes over
-all samples at the first and the final iterate.
+Mini-batch: each step one batch of whole blocks of rows (a block is one sample, or one window of a
+text problem's B streams), in a fresh random order every epoch or, for the paper's text windows, the
+same order every epoch; each batch is accumulated over chunks (micro-batches); a row per epoch (or
+every ``log_every`` steps) accumulates the statistics of its batches, plus exact passes over all
+samples at the first and the final iterate. Targets equal to the problem's ``ignore_index`` (padding)
+are neither trained on nor counted.
 
 The same loop runs under ``torchrun``: with a ``torch.distributed`` process group of several
 processes, each takes its contiguous share of every batch (and of a full pass), the model is wrapped
@@ -96,6 +99,12 @@ def _eval_mode(model: nn.Module, on: bool) -> Iterator[None]:
             model.train()
 
 
+def _own_masks(device: torch.device, on: bool) -> Any:
+    """When ``on``, dropout masks drawn inside the block leave the training stream as it was, so an exact pass
+    with dropout on (``log_mode="train"``) changes no later step."""
+    return torch.random.fork_rng(devices=[device] if device.type == "cuda" else []) if on else contextlib.nullcontext()
+
+
 def world() -> tuple[int, int]:
     """(rank, number of processes) of the ``torch.distributed`` group, (0, 1) without one."""
     if dist.is_available() and dist.is_initialized():
@@ -109,12 +118,20 @@ def _share(lo: int, hi: int, rank: int, size: int) -> tuple[int, int]:
     return lo + n * rank // size, lo + n * (rank + 1) // size
 
 
+def _target_weights(weights: Tensor, targets: Tensor, ignore_index: int | None) -> Tensor:
+    """The class weight of each target (1-D), 0 for padding."""
+    if ignore_index is None:
+        return weights[targets]
+    padding = targets == ignore_index
+    return torch.where(padding, 0.0, weights[targets.masked_fill(padding, 0)])
+
+
 class _Pass:
     """Forward (and backward) of one chunk of samples; updates the per-class statistics (unless ``stats`` is None)."""
 
     def __init__(self, problem: Problem, stats: ClassStats | None, model: nn.Module, autocast: Any, loss_scale: float) -> None:
         self.model, self.num_classes, self.stats = model, problem.num_classes, stats
-        self.weights = problem.class_weights
+        self.weights, self.ignore = problem.class_weights, problem.ignore_index
         self.autocast, self.loss_scale = autocast, loss_scale
 
     def __call__(self, x: Tensor, y: Tensor, normaliser: Tensor | float | None) -> Tensor:
@@ -122,20 +139,43 @@ class _Pass:
         with self.autocast():
             logits = self.model(x).reshape(-1, self.num_classes)
         targets = y.reshape(-1)
-        losses = F.cross_entropy(logits.float(), targets, reduction="none")
+        losses = F.cross_entropy(logits.float(), targets, reduction="none", ignore_index=-100 if self.ignore is None else self.ignore)
         if self.stats is not None:
             self.stats.add(losses, targets, logits)
-        total = losses.sum() if self.weights is None else (losses * self.weights[targets]).sum()
+        total = losses.sum() if self.weights is None else (losses * _target_weights(self.weights, targets, self.ignore)).sum()
         if normaliser is not None:
             (total * (self.loss_scale / normaliser)).backward()
         return total.detach()
 
 
+def _normaliser(problem: Problem, targets: Tensor) -> Tensor:
+    """Denominator of the mean loss over ``targets``: the sum of their class weights, or their number (padding left out)."""
+    targets = targets.reshape(-1)
+    if problem.class_weights is not None:
+        return _target_weights(problem.class_weights, targets, problem.ignore_index).sum()
+    return (targets != problem.ignore_index).sum()
+
+
 def _loss_normaliser(problem: Problem, index: Tensor) -> Tensor | float:
     """Denominator of the mean loss over the samples ``index``: their number of targets, or the sum of their class weights."""
-    if problem.class_weights is None:
+    if problem.class_weights is None and problem.ignore_index is None:
         return float(len(index) * problem.targets_per_sample)
-    return problem.class_weights[problem.targets(index).reshape(-1)].sum()
+    return _normaliser(problem, problem.targets(index))
+
+
+def _epoch_order(problem: Problem, generator: torch.Generator, device: torch.device) -> Tensor:
+    """The rows of one epoch in the order its batches take them: whole blocks of ``batch_block`` rows, permuted by
+    one ``randperm`` of the blocks, or in order every epoch when the problem does not shuffle (text windows, D13)."""
+    block = problem.batch_block
+    if not problem.shuffle_batches:
+        return torch.arange(problem.num_samples, device=device)
+    order = torch.randperm(problem.num_samples // block, generator=generator).to(device)
+    return order if block == 1 else (order[:, None] * block + torch.arange(block, device=device)).reshape(-1)
+
+
+def steps_per_epoch(problem: Problem, batch_size: int | None) -> int:
+    """Optimizer steps in one pass over the data: 1 in full batch, else the number of mini-batches."""
+    return 1 if batch_size is None else math.ceil(problem.num_samples / batch_size)
 
 
 def _autocast(device: torch.device, precision: Precision) -> Callable[[], Any]:
@@ -188,13 +228,15 @@ def train(
     rank, size = world()
     if batch_size is not None and not max(1, size) <= batch_size <= n:
         raise ValueError(f"batch size must be in [{size}, {n}], got {batch_size}")
+    if batch_size is not None and batch_size % problem.batch_block:
+        raise ValueError(f"batch size must be a multiple of the problem's {problem.batch_block}-row blocks, got {batch_size}")
     chunk = chunk_size or auto_chunk_size(problem)
     if chunk < 1:
         raise ValueError(f"chunk size must be >= 1, got {chunk}")
     log_every = log_every or problem.log_every
     recorder = recorder or HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
     device = problem.device
-    stats = ClassStats(problem.num_classes, device)
+    stats = ClassStats(problem.num_classes, device, ignore_index=problem.ignore_index)
     model = problem.model
     forward_model: nn.Module = model
     if size > 1:
@@ -210,12 +252,13 @@ def train(
     model.train()
     bar = tqdm(total=steps, disable=not progress, unit="step", leave=False, dynamic_ncols=True)
 
-    if problem.class_weights is None:  # the same every full-batch step: computed once
+    if problem.class_weights is None and problem.ignore_index is None:  # the same every full-batch step: computed once
         full_normaliser: Tensor | float = float(n * problem.targets_per_sample)
     elif problem.y is not None:
-        full_normaliser = problem.class_weights[problem.y.reshape(-1)].sum()
+        full_normaliser = _normaliser(problem, problem.y)
     else:
-        full_normaliser = (problem.class_counts().to(device) * problem.class_weights).sum()
+        counts = problem.class_counts().to(device)
+        full_normaliser = counts.sum() if problem.class_weights is None else (counts * problem.class_weights).sum()
     snapshot_at = frozenset(snapshot_steps) if on_snapshot is not None else frozenset()
     generator = torch.Generator().manual_seed(seed)
     done, epoch, offset, elapsed = 0, 0, 0, 0.0
@@ -253,7 +296,7 @@ def train(
                         x, y = problem.fetch(slice(first, min(first + chunk, hi)))
                         train_forward(x, y, full_normaliser)
         if not backward or eval_rows:
-            with torch.no_grad(), _eval_mode(model, eval_rows):
+            with torch.no_grad(), _eval_mode(model, eval_rows), _own_masks(device, not backward and not eval_rows):
                 for first in starts:
                     evaluate(*problem.fetch(slice(first, min(first + chunk, hi))), None)
         return record(step, True)
@@ -312,7 +355,7 @@ def train(
                 stats.reset()
             while done < steps and not diverged:
                 epoch_state = generator.get_state()
-                order = torch.randperm(n, generator=generator).to(device)
+                order = _epoch_order(problem, generator, device)
                 for lo in range(offset, n, batch_size):
                     if done == steps:
                         break
