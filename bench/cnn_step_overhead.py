@@ -29,22 +29,16 @@ import torch.nn.functional as F
 
 from heavytail.presets.cnn_barcoded import SMALL_DATA
 from heavytail.problems import make_problem_options
-from timing import clock, train_call
+from timing import apply_step_arguments, clock, step_arguments, train_call
 
 GOAL, LR = 0.05, 0.01
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=10, help="training steps per repetition (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
-    parser.add_argument("--data-dir", default=None, help="data directory holding mnist/ (default: $HEAVYTAIL_DATA)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+    step_arguments(parser, steps=10, data="mnist")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["HEAVYTAIL_DATA"] = args.data_dir
-    device, steps = torch.device(args.device), args.steps
+    device, steps = apply_step_arguments(args), args.steps
     load = os.getloadavg()[0]
     problem = make_problem_options("mnist-barcoded", SMALL_DATA).build(seed=0).to(device)
     x, y, model = problem.x, problem.y, problem.model

@@ -36,29 +36,20 @@ import torch.nn.functional as F
 from heavytail.optim import make_optimizer
 from heavytail.problems import make_problem_options
 from heavytail.train import HistoryRecorder, train
-from timing import interleaved
+from timing import apply_step_arguments, interleaved, step_arguments
 
 GOAL, LR = 0.05, 0.1
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=30, help="training steps per repetition (default 30)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
+    step_arguments(parser, steps=30, data="ptb")
     parser.add_argument("--streams", type=int, default=80)
     parser.add_argument("--windows", type=int, default=2)
     parser.add_argument("--width", type=int, default=128)
     parser.add_argument("--vocab", default="used", help="train, valid+test or used (default: used, as the small preset)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    parser.add_argument("--data-dir", default=None, help="data directory holding ptb/ (default: $HEAVYTAIL_DATA)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["HEAVYTAIL_DATA"] = args.data_dir
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device, steps = torch.device(args.device), args.steps
+    device, steps = apply_step_arguments(args), args.steps
     load = os.getloadavg()[0]
     options = {"streams": args.streams, "windows": args.windows, "width": args.width, "vocab": args.vocab}
     cached = make_problem_options("tinyptb-last-layer", options).build(seed=0).to(device)

@@ -3,6 +3,8 @@ and the training call the step benchmarks time."""
 
 from __future__ import annotations
 
+import argparse
+import os
 import time
 from typing import Any, Callable
 
@@ -50,3 +52,22 @@ def train_call(
     opt = make_optimizer(optimizer, problem.trainable_parameters(), lr)
     recorder = HistoryRecorder(problem.class_counts(), problem.class_weights, problem.class_groups)
     return lambda: train(problem, opt, steps, recorder=recorder, **options)
+
+
+def step_arguments(parser: argparse.ArgumentParser, steps: int, data: str) -> None:
+    """The options every step benchmark takes: steps and repetitions, threads, data directory, device, --check."""
+    parser.add_argument("--steps", type=int, default=steps, help=f"training steps per repetition (default {steps})")
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--data-dir", default=None, help=f"data directory holding {data}/ (default: $HEAVYTAIL_DATA)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
+
+
+def apply_step_arguments(args: argparse.Namespace) -> torch.device:
+    """Point heavytail at ``--data-dir``, set ``--threads``; return the device."""
+    if args.data_dir:
+        os.environ["HEAVYTAIL_DATA"] = args.data_dir
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return torch.device(args.device)

@@ -33,29 +33,21 @@ from heavytail.allocator import reuse_freed_memory
 from heavytail.options import parse_assignments
 from heavytail.presets.ptb_two_layer import SMALL_DATA
 from heavytail.problems import make_problem_options
-from timing import clock, train_call
+from timing import apply_step_arguments, clock, step_arguments, train_call
 
 GOAL, LR = 0.05, 1e-3
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--steps", type=int, default=33, help="training steps per repetition (default 33: one epoch at the small scale)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--data-dir", default=None, help="data directory holding ptb/ (default: $HEAVYTAIL_DATA)")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    step_arguments(parser, steps=33, data="ptb")  # 33 steps: one epoch at the small scale
     parser.add_argument("-p", dest="options", action="append", metavar="KEY=VALUE", help="ptb-two-layer option over the small scale's")
     parser.add_argument("--map-each-time", action="store_true", help="leave glibc's default: large blocks unmapped when freed (page faults every step)")
-    parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
     args = parser.parse_args(argv)
-    if args.data_dir:
-        os.environ["HEAVYTAIL_DATA"] = args.data_dir
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = apply_step_arguments(args)
     if not args.map_each_time:
         reuse_freed_memory()  # as the command line and sweep workers do
-    device, steps = torch.device(args.device), args.steps
+    steps = args.steps
     load = os.getloadavg()[0]
     options = {**SMALL_DATA, **parse_assignments(args.options, "ptb-two-layer problem")}
     problem = make_problem_options("ptb-two-layer", options).build(seed=0).to(device)

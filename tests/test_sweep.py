@@ -209,7 +209,7 @@ def _cost_of_own_runs(preset: Preset, presets: dict) -> float:
 
 
 def test_every_builtin_preset_is_well_formed():
-    from heavytail.presets import PRESETS, Study
+    from heavytail.presets import PRESETS
 
     for preset in PRESETS.values():
         assert {"small", "paper"} <= set(preset.scales) <= {"small", "paper", "paper-sweep"}

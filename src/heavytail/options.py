@@ -117,6 +117,20 @@ def coerce(value: Any, hint: Any, where: str) -> Any:
     return literal(value)
 
 
+
+def check_range(what: str, key: str, value: float, lo: float, hi: float) -> None:
+    """A one-line error for an option outside [lo, hi], naming ``what`` (e.g. "tinyptb-one-layer problem option")."""
+    if not lo <= value <= hi:
+        bound = {b: str(b) if isinstance(b, int) else f"{b:g}" for b in (lo, hi)}
+        raise ConfigError(f"bad {what} {key}={value}; expected {bound[lo]} <= {key} <= {bound[hi]}")
+
+
+def check_choice(what: str, key: str, value: Any, choices: Any) -> None:
+    """A one-line error for an option that is not one of the ``Literal`` type ``choices``."""
+    if value not in typing.get_args(choices):
+        raise ConfigError(f"bad {what} {key}={value!r}; choose one of: {', '.join(map(str, typing.get_args(choices)))}")
+
+
 def option_fields(cls: type) -> list[dataclasses.Field]:
     """The fields of an options dataclass, its own first and keyword-only ones (options every problem has) last."""
     fields = dataclasses.fields(cls)  # type: ignore[arg-type]

@@ -20,7 +20,7 @@ import torch
 from heavytail.data.barcode import barcoded_samples, barcodes
 from heavytail.data.mnist import load_mnist
 from heavytail.models.cnn import cnn, cnn_activation_bytes, cnn_flops_per_image
-from heavytail.options import ConfigError
+from heavytail.options import ConfigError, check_choice, check_range
 from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
 
@@ -49,8 +49,7 @@ def normalize_images(images: torch.Tensor, how: Normalize) -> torch.Tensor:
 
 
 def _check_range(problem: str, key: str, value: int, lo: int, hi: int) -> None:
-    if not lo <= value <= hi:
-        raise ConfigError(f"bad {problem} problem option {key}={value}; expected {lo} <= {key} <= {hi}")
+    check_range(f"{problem} problem option", key, value, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -69,8 +68,7 @@ class _CnnOptions(LossWeights):
 
     def __post_init__(self) -> None:
         for key, value, choices in (("source", self.source, Source), ("normalize", self.normalize, Normalize)):
-            if value not in typing.get_args(choices):
-                raise ConfigError(f"bad {self.name} problem option {key}={value!r}; choose one of: {', '.join(typing.get_args(choices))}")
+            check_choice(f"{self.name} problem option", key, value, choices)
         _check_range(self.name, "width1", self.width1, 1, 4096)
         _check_range(self.name, "width2", self.width2, 1, 4096)
         if getattr(self, "plain_per_digit", None) is not None:

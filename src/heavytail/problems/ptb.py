@@ -22,18 +22,16 @@ from typing import TYPE_CHECKING, Literal
 import torch
 
 from heavytail.models.transformer import EncoderLM
-from heavytail.options import ConfigError
+from heavytail.options import ConfigError, check_choice, check_range
 from heavytail.problems.base import LogMode, LossWeights, Problem
+from heavytail.problems.ptb_words import SPLIT_TOKENS, VOCAB_SIZES, Vocab, reindex_by_use, used_types_estimate
 from heavytail.seeding import derive_seed
 
 if TYPE_CHECKING:
     from heavytail.data.text import NextTokenWindows
 
 Source = Literal["train", "valid"]
-Vocab = Literal["train", "valid+test", "used"]
 CORPUS = {"train": "ptb", "valid": "tinyptb"}  # data/text.py's corpora whose training split is that PTB split
-SPLIT_TOKENS = {"train": 924_400, "valid": 73_339}  # word-tokenizer tokens of each split (train: about), for cost estimates
-VOCAB_SIZES = {"train": 9_920, "valid+test": 7_534}
 PAD = -100  # target of a padding position (F.cross_entropy's default ignore_index)
 
 
@@ -51,8 +49,7 @@ def window_rows(windows: NextTokenWindows) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _check(key: str, value: int | float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise ConfigError(f"bad ptb-two-layer problem option {key}={value}; expected {lo:g} <= {key} <= {hi:g}")
+    check_range("ptb-two-layer problem option", key, value, lo, hi)
 
 
 @dataclass(frozen=True)
@@ -76,8 +73,7 @@ class PtbTwoLayer(LossWeights):
 
     def __post_init__(self) -> None:
         for key, value, choices in (("source", self.source, Source), ("vocab", self.vocab, Vocab), ("log_mode", self.log_mode, LogMode)):
-            if value not in typing.get_args(choices):
-                raise ConfigError(f"bad ptb-two-layer problem option {key}={value!r}; choose one of: {', '.join(typing.get_args(choices))}")
+            check_choice("ptb-two-layer problem option", key, value, choices)
         if self.tokens is not None:
             _check("tokens", self.tokens, 2, 1 << 40)
         for key in ("streams", "seq_len", "width", "heads", "ff_width", "layers"):
@@ -90,7 +86,7 @@ class PtbTwoLayer(LossWeights):
         """(targets, classes), estimated without reading the data (Heaps' law, fitted on PTB valid, for ``vocab=used``)."""
         tokens = min(self.tokens or SPLIT_TOKENS[self.source], SPLIT_TOKENS[self.source])
         if self.vocab == "used":
-            return tokens, min(VOCAB_SIZES["train"], round(15.36 * tokens**0.5324))
+            return tokens, min(VOCAB_SIZES["train"], used_types_estimate(tokens))
         return tokens, VOCAB_SIZES[self.vocab]
 
     def flops_per_step(self) -> float:
@@ -115,11 +111,8 @@ class PtbTwoLayer(LossWeights):
         tokens = corpus.train[: self.tokens]
         if self.vocab != "used":
             return tokens, len(corpus.vocab), corpus.note
-        used, counts = torch.unique(tokens, return_counts=True)
-        order = sorted(range(len(used)), key=lambda i: (-int(counts[i]), int(used[i])))  # by count, ties by corpus index
-        remap = torch.full((len(corpus.vocab),), -1, dtype=torch.long)
-        remap[used[order]] = torch.arange(len(used))
-        return remap[tokens], len(used), f"vocabulary = the {len(used)} word types of the {len(tokens)} tokens trained on (the paper uses PTB train's)"
+        tokens, used = reindex_by_use(tokens, len(corpus.vocab))
+        return tokens, used, f"vocabulary = the {used} word types of the {len(tokens)} tokens trained on (the paper uses PTB train's)"
 
     def build(self, seed: int) -> Problem:
         """Read and cut the token stream, and initialise the model from ``seed`` (on the CPU)."""

@@ -33,25 +33,21 @@ import torch
 
 from heavytail.data.text import NextTokenWindows, load_text_corpus
 from heavytail.models.transformer import AttentionOnlyLM, EncoderLM, HeadOnFeatures, freeze_all_but_head
-from heavytail.options import ConfigError
+from heavytail.options import ConfigError, check_choice, check_range
 from heavytail.problems.base import LogMode, LossWeights, Problem
+from heavytail.problems.ptb_words import SPLIT_TOKENS, VOCAB_SIZES, Vocab, reindex_by_use, used_types_estimate
 from heavytail.seeding import derive_seed
 
-Vocab = Literal["train", "valid+test", "used"]
 Features = Literal["cached", "recompute"]
 VOCAB_SPLITS = {"train": ("train",), "valid+test": ("valid", "test"), "used": ("valid", "test")}
-PAPER_VOCAB = {"train": 9920, "valid+test": 7534}  # word-tokenizer vocabulary sizes, for cost estimates
-PTB_VALID_TOKENS = 73_339  # tokens of the PTB valid split with the word tokenizer
 
 
 def _check(name: str, key: str, value: int | float, lo: float, hi: float) -> None:
-    if not lo <= value <= hi:
-        raise ConfigError(f"bad {name} problem option {key}={value}; expected {lo:g} <= {key} <= {hi:g}")
+    check_range(f"{name} problem option", key, value, lo, hi)
 
 
 def _check_choice(name: str, key: str, value: str, choices: typing.Any) -> None:
-    if value not in typing.get_args(choices):
-        raise ConfigError(f"bad {name} problem option {key}={value!r}; choose one of: {', '.join(typing.get_args(choices))}")
+    check_choice(f"{name} problem option", key, value, choices)
 
 
 @dataclass(frozen=True)
@@ -79,11 +75,7 @@ def tinyptb_windows(streams: int, windows: int | None, seq_len: int, vocab: Voca
     tokens = tokens[: streams * (seq_len * w + 1)]
     vocab_size, note = len(corpus.vocab), corpus.note
     if vocab == "used":
-        used, counts = torch.unique(tokens, return_counts=True)
-        order = torch.sort(counts, descending=True, stable=True).indices  # by count, ties by corpus index
-        remap = torch.full((len(corpus.vocab),), -1, dtype=torch.long)
-        remap[used[order]] = torch.arange(len(used))
-        tokens, vocab_size = remap[tokens], len(used)
+        tokens, vocab_size = reindex_by_use(tokens, len(corpus.vocab))
         note = f"vocabulary = the {vocab_size} word types of the {len(tokens)} tokens used (the paper uses PTB train's)"
     cut = NextTokenWindows(tokens, seq_len, streams)
     inputs = torch.cat([cut[i][0] for i in range(len(cut))])
@@ -113,11 +105,11 @@ class _TinyPtbOptions(LossWeights):
 
     def _sizes(self) -> tuple[int, int]:
         """(targets, classes), estimated without reading the data (Heaps' law for ``vocab=used``)."""
-        w = self.windows or max(1, (PTB_VALID_TOKENS // self.streams - 1) // self.seq_len)
+        w = self.windows or max(1, (SPLIT_TOKENS["valid"] // self.streams - 1) // self.seq_len)
         targets = self.streams * w * self.seq_len
         if self.vocab == "used":
-            return targets, min(PAPER_VOCAB["valid+test"], round(15.36 * (targets + self.streams) ** 0.5324))  # fit: 5,680 tokens -> 1,532 types, 73,339 -> 5,980
-        return targets, PAPER_VOCAB[self.vocab]
+            return targets, min(VOCAB_SIZES["valid+test"], used_types_estimate(targets + self.streams))
+        return targets, VOCAB_SIZES[self.vocab]
 
     def _data(self) -> TinyPtbData:
         return tinyptb_windows(self.streams, self.windows, self.seq_len, self.vocab, self.name)
