@@ -22,7 +22,8 @@ Models with dropout (decisions D12): with ``problem.log_mode == "eval"`` every e
 full-batch row; the first and final rows of mini-batch training) comes from a separate no-grad pass
 in eval mode (dropout off; one more forward per full-batch step), with ``"train"`` from the training
 pass (dropout on, as the paper's code logged them). Mini-batch rows between them accumulate the
-training passes either way. The eval pass draws no dropout masks, so both modes take the same steps.
+training passes either way. The eval pass draws no dropout masks, and an exact pass with dropout on
+draws its masks off the training stream, so both modes take the same steps.
 """
 
 from __future__ import annotations
