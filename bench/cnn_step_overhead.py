@@ -26,10 +26,10 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import apply_step_arguments, clock, step_arguments, train_call
 
 from heavytail.presets.cnn_barcoded import SMALL_DATA
 from heavytail.problems import make_problem_options
-from timing import apply_step_arguments, clock, step_arguments, train_call
 
 GOAL, LR = 0.05, 0.01
 

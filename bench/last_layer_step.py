@@ -32,11 +32,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import apply_step_arguments, interleaved, step_arguments
 
 from heavytail.optim import make_optimizer
 from heavytail.problems import make_problem_options
 from heavytail.train import HistoryRecorder, train
-from timing import apply_step_arguments, interleaved, step_arguments
 
 GOAL, LR = 0.05, 0.1
 

@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import torch
 
+from heavytail.allocator import reuse_freed_memory
 from heavytail.optim import make_optimizer
 from heavytail.problems import Problem
 from heavytail.train import HistoryRecorder, train
@@ -55,17 +56,22 @@ def train_call(
 
 
 def step_arguments(parser: argparse.ArgumentParser, steps: int, data: str) -> None:
-    """The options every step benchmark takes: steps and repetitions, threads, data directory, device, --check."""
+    """The options every step benchmark takes: steps and repetitions, threads, data directory, device, allocator, --check."""
     parser.add_argument("--steps", type=int, default=steps, help=f"training steps per repetition (default {steps})")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions (default 5)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--data-dir", default=None, help=f"data directory holding {data}/ (default: $HEAVYTAIL_DATA)")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--map-each-time", action="store_true",
+                        help="leave glibc's default: large blocks unmapped when freed (page faults every step)")  # fmt: skip
     parser.add_argument("--check", action="store_true", help="exit 1 when the goal is missed")
 
 
 def apply_step_arguments(args: argparse.Namespace) -> torch.device:
-    """Point heavytail at ``--data-dir``, set ``--threads``; return the device."""
+    """Point heavytail at ``--data-dir``, set ``--threads``, keep freed memory for reuse as the command line and
+    sweep workers do (unless ``--map-each-time``); return the device."""
+    if not args.map_each_time:
+        reuse_freed_memory()
     if args.data_dir:
         os.environ["HEAVYTAIL_DATA"] = args.data_dir
     if args.threads:

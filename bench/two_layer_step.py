@@ -28,12 +28,11 @@ from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from timing import apply_step_arguments, clock, step_arguments, train_call
 
-from heavytail.allocator import reuse_freed_memory
 from heavytail.options import parse_assignments
 from heavytail.presets.ptb_two_layer import SMALL_DATA
 from heavytail.problems import make_problem_options
-from timing import apply_step_arguments, clock, step_arguments, train_call
 
 GOAL, LR = 0.05, 1e-3
 
@@ -42,11 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     step_arguments(parser, steps=33, data="ptb")  # 33 steps: one epoch at the small scale
     parser.add_argument("-p", dest="options", action="append", metavar="KEY=VALUE", help="ptb-two-layer option over the small scale's")
-    parser.add_argument("--map-each-time", action="store_true", help="leave glibc's default: large blocks unmapped when freed (page faults every step)")
     args = parser.parse_args(argv)
     device = apply_step_arguments(args)
-    if not args.map_each_time:
-        reuse_freed_memory()  # as the command line and sweep workers do
     steps = args.steps
     load = os.getloadavg()[0]
     options = {**SMALL_DATA, **parse_assignments(args.options, "ptb-two-layer problem")}
