@@ -64,7 +64,7 @@ class _CnnOptions(LossWeights):
     renamed_options: typing.ClassVar[dict[str, str]] = {"reweight": "loss_weights"}
     name: typing.ClassVar[str]
     group_names: typing.ClassVar[tuple[str, ...] | None] = None  # natural groups: plain digits, then barcoded classes
-    cpu_gflops: typing.ClassVar[float] = 40.0  # small convolutions run far below GEMM speed (cnn-barcoded small: 25.5 TFLOP, 20 CPU-minutes)
+    cpu_gflops: typing.ClassVar[float] = 85.0  # measured on 2 idle cores: cnn-barcoded small 25.5 TFLOP in 4.8 min, cnn-optimizers ~62 TFLOP in 10.7 min
 
     def __post_init__(self) -> None:
         for key, value, choices in (("source", self.source, Source), ("normalize", self.normalize, Normalize)):
