@@ -172,6 +172,16 @@ def test_bad_options_name_the_value_and_the_choices(values, named):
         make_problem_options("ptb-two-layer", values)
 
 
+def test_reweighted_small_scale_is_the_two_layer_small_scale_on_the_weighted_loss():
+    """ptb-reweighted's SGD curves are compared with ptb-two-layer's at the same scale: same data, horizon and grids."""
+    from heavytail.presets import ptb_reweighted, ptb_two_layer
+
+    weighted, plain = ptb_reweighted.PRESET.scale("small"), ptb_two_layer.PRESET.scale("small")
+    assert dict(weighted.problem_options) == {**plain.problem_options, "loss_weights": Fraction(1, 2)}
+    assert (weighted.epochs, weighted.batch_size) == (plain.epochs, plain.batch_size)
+    assert weighted.curves["gd+m"].grid == plain.curves["gd+m"].grid
+
+
 def test_paper_scales_follow_the_papers_grids_and_horizon():
     """Paper section 5.4: 100 epochs of 512 x 35 windows; Fig 9 SGD+m 10^-3..-1 and Adam+m 10^-5..-2 with 3 seeds,
     Fig 7 (1/sqrt(pi)-weighted) sparse SGD 10^-3..0 and Adam 10^-5..-2, then 3 seeds around the best."""
