@@ -203,3 +203,30 @@ def test_store_check_reports_and_repairs(store, capsys):
     assert store.status(SPEC.run_id) is None and len(list((store.root / "quarantine").iterdir())) == 1
     assert {p.name for p in store.run_dir(OTHER.run_id).iterdir()} == {"spec.json", "history.npz", "result.json"}
     assert _cli(capsys, "store", "check", "--results", root)[0] == 0
+
+
+def test_a_new_sweep_removes_this_hosts_registrations_that_no_process_holds(tmp_path):
+    """A sweep killed before it could remove ``sweeps/HOST.PID.lock`` leaves it behind; the next sweep on the host
+    removes it (so `store check` is clean after a restart), keeps the ones other processes hold and other hosts' files."""
+    import fcntl
+    import time
+
+    from heavytail.sweep.executors import registered_sweep, sweeps_on_this_host
+
+    store = Store(tmp_path)
+    folder = tmp_path / "sweeps"
+    folder.mkdir()
+    host = socket.gethostname()
+    stale, held, elsewhere = folder / f"{host}.1.lock", folder / f"{host}.2.lock", folder / "elsewhere.3.lock"
+    for path in (stale, held, elsewhere):
+        path.touch()
+        os.utime(path, (time.time() - 60, time.time() - 60))
+    fd = os.open(held, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # a live sweep's registration (flock is per open file, so this process holds it)
+    try:
+        with registered_sweep(store):
+            assert not stale.exists() and held.exists() and elsewhere.exists()
+            assert sweeps_on_this_host(store) == 2
+    finally:
+        os.close(fd)
+    assert {p.name for p in folder.iterdir()} == {held.name, elsewhere.name}

@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -98,12 +98,18 @@ def wait_for_others(specs: Sequence[RunSpec], store: Store) -> None:
 
 @contextmanager
 def registered_sweep(store: Store) -> Iterator[None]:
-    """Hold a lock file ``RESULTS/sweeps/HOST.PID.lock`` while this process sweeps into ``store``."""
+    """Hold a lock file ``RESULTS/sweeps/HOST.PID.lock`` while this process sweeps into ``store``; remove this
+    host's registrations that no process holds (sweeps killed before they could remove theirs)."""
     folder = store.root / "sweeps"
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{socket.gethostname()}.{os.getpid()}.lock"
+    host = socket.gethostname()
+    path = folder / f"{host}.{os.getpid()}.lock"
     fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    for other in folder.glob(f"{host}.*.lock"):
+        with suppress(FileNotFoundError):  # a registration under 1 s old may not be locked by its owner yet
+            if other != path and time.time() - other.stat().st_mtime > 1.0 and not _is_locked(other):
+                other.unlink()
     try:
         yield
     finally:
