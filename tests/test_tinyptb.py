@@ -195,6 +195,30 @@ def test_presets_paper_settings():
         assert get_preset(name).cost("small")["cpu_minutes"] < 15
 
 
+def test_small_scales_use_the_papers_dense_windows_and_share_runs():
+    """Paper section 5.4's dense windows seed the small grids; the one-layer figures share data and GD+m/Adam+m runs."""
+    from heavytail.presets import ptb_last_layer, ptb_one_layer, ptb_one_layer_optimizers
+
+    def windows(preset) -> dict[str, tuple[int, int]]:
+        return {name: (c.grid.lo, c.grid.hi) for name, c in preset.scale("small").curves.items()}
+
+    assert windows(ptb_last_layer.PRESET) == {
+        "gd": (-2, 0), "gd+m": (-2, 0), "adam": (-4, -2), "adam+m": (-4, -2),
+        "sign": (-5, -3), "sign+m": (-5, -3), "normgd": (-3, 0), "normgd+m": (-3, 0),
+    }  # fmt: skip
+    assert windows(ptb_one_layer_optimizers.PRESET) == {
+        "gd": (-2, 0), "gd+m": (-3, -1), "adam": (-5, -3), "adam+m": (-4, -2),
+        "sign": (-4, -2), "sign+m": (-5, -3), "normgd": (-1, 1), "normgd+m": (-2, 0),
+    }  # fmt: skip
+    last, one = ptb_last_layer.PRESET.scale("small"), ptb_one_layer.PRESET.scale("small")
+    assert dict(one.problem_options) == {**last.problem_options, "width": 64}  # same 5,600 targets, narrower model
+    for scale in ("small", "paper"):
+        eight = ptb_one_layer_optimizers.PRESET.scale(scale)
+        two = ptb_one_layer.PRESET.scale(scale)
+        assert (eight.steps, dict(eight.problem_options)) == (two.steps, dict(two.problem_options))
+        assert {name: eight.curves[name] for name in two.curves} == two.curves  # the store shares these runs
+
+
 @needs_ptb
 def test_run_reports_frozen_parameters(tmp_path, capsys):
     argv = ["run", "tinyptb-last-layer", "--optimizer", "sign+m", "--lr", "10^-2", "--steps", "3", "--json",
