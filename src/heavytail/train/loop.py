@@ -302,9 +302,9 @@ def train(
                     evaluate(*problem.fetch(slice(first, min(first + chunk, hi))), None)
         return record(step, True)
 
-    def checkpoint(order_state: torch.Tensor | None) -> None:
-        """Hand the resumable state after ``done`` steps to ``on_checkpoint`` when one is due (rank 0 only)."""
-        if not (checkpoint_every and on_checkpoint is not None and done % checkpoint_every == 0 and done < steps):
+    def checkpoint(step: int, order_state: torch.Tensor | None) -> None:
+        """Hand the resumable state after ``step`` steps to ``on_checkpoint`` when one is due (rank 0 only)."""
+        if not (checkpoint_every and on_checkpoint is not None and step % checkpoint_every == 0 and step < steps):
             return
         if size > 1:
             stats.all_reduce()  # rank 0 keeps the reduced partial sums, the other ranks restart theirs at zero
@@ -312,7 +312,7 @@ def train(
                 stats.sums.zero_()
         state = {
             "format": FORMAT,
-            "step": done,
+            "step": step,
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "rng": _gathered(rng_state(device), size),
@@ -343,9 +343,7 @@ def train(
                     optimizer.step()
                     bar.update(1)
                     bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
-                    done += 1
-                    checkpoint(None)  # resumes at the top of the next iteration
-                    done -= 1
+                    checkpoint(done + 1, None)  # resumes at the top of the next iteration
         else:
             if resume is None:
                 diverged = not math.isfinite(full_pass(0, backward=False))
@@ -387,7 +385,7 @@ def train(
                         on_snapshot(done)
                     if validator is not None and log_every and done % log_every == 0 and done < steps:
                         validator(done, chunk)
-                    checkpoint(epoch_state)
+                    checkpoint(done, epoch_state)
                 if not log_every or (diverged or done == steps) and stats.seen.sum() > 0:
                     loss = record(done, False)
                     stats.reset()
@@ -436,15 +434,12 @@ class _Validator:
         if self.recorder.rows and self.recorder.rows[-1][0] == step:
             return
         rank, size = world()
-        model = self.problem.model
-        model.eval()
         self.stats.reset()
         lo, hi = _share(0, len(self.samples), rank, size)
-        with torch.no_grad():
+        with torch.no_grad(), _eval_mode(self.problem.model, True):
             for first in range(lo, hi, chunk):
                 x, y = self.samples.fetch(slice(first, min(first + chunk, hi)))
                 self.forward(x, y, None)
         if size > 1:
             self.stats.all_reduce()
         self.recorder.record(step, True, self.stats)
-        model.train()
