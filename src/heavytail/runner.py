@@ -23,7 +23,7 @@ from heavytail.spec import RunSpec
 from heavytail.store import FINISHED, RunRecord, Store
 from heavytail.train.checkpoint import check_checkpoint
 from heavytail.train.history import History, HistoryRecorder
-from heavytail.train.loop import PRECISIONS, Precision, auto_chunk_size, steps_per_epoch, train, world
+from heavytail.train.loop import Precision, auto_chunk_size, check_precision, steps_per_epoch, train, world
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -164,8 +164,7 @@ def run(
     store = store if isinstance(store, Store) else Store(store)
     spec = spec.normalized()
     dev = resolve_device(device)
-    if precision not in PRECISIONS:
-        raise ConfigError(f"bad precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision(precision)  # before anything is stored
     if checkpoint_every is not None and checkpoint_every < 1:
         raise ConfigError(f"bad checkpoint interval {checkpoint_every!r}; expected an integer >= 1 (steps)")
     run_id = spec.run_id

@@ -464,8 +464,9 @@ class Store:
         for name in ("result.json", "history.npz"):
             (self.run_dir(run_id) / name).unlink(missing_ok=True)
         shutil.rmtree(self.run_dir(run_id) / ROWS_DIR, ignore_errors=True)
+        kept = {f"step-{s}.pt" for s in keep_snapshots}
         for snapshot in (self.run_dir(run_id) / SNAPSHOT_DIR).glob("step-*.pt"):
-            if snapshot.name not in {f"step-{s}.pt" for s in keep_snapshots}:
+            if snapshot.name not in kept:
                 snapshot.unlink()
 
     def to_frame(self) -> Any:

@@ -360,9 +360,6 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     if isinstance(preset, Study) and args.problem_options:
         raise ConfigError(f"-p {args.problem_options[0]} needs a step-size sweep preset; {preset.name!r} is a computed figure")
-    settings = execution_settings(args)
-    if settings["checkpoint_every"] is None and not isinstance(preset, Study):
-        settings["checkpoint_every"] = preset.scale(args.scale).checkpoint_every
     if isinstance(preset, Study):
         executor: Any = None
     elif args.executor == "slurm":
@@ -392,7 +389,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         out=args.out,
         progress=not args.json and sys.stderr.isatty(),
         problem_options=parse_assignments(args.problem_options, "problem"),
-        settings=settings,
+        settings=execution_settings(args),  # checkpoint_every defaults to the scale's
     )
     emit(args, summary, _format_reproduce(summary))
     return 0

@@ -17,7 +17,7 @@ from typing import Literal
 import torch
 
 from heavytail.models.gpt2 import GPT2Config, gpt2
-from heavytail.options import ConfigError
+from heavytail.options import ConfigError, check_choice
 from heavytail.problems.base import LossWeights, Problem
 from heavytail.seeding import derive_seed
 
@@ -46,8 +46,7 @@ class GPT2WikiTextProblem(LossWeights):
 
     def __post_init__(self) -> None:
         for key, choices in (("corpus", Corpus), ("tokenizer", Tokenizer)):
-            if getattr(self, key) not in typing.get_args(choices):
-                raise ConfigError(f"bad gpt2-wikitext problem option {key}={getattr(self, key)!r}; choose one of: {', '.join(typing.get_args(choices))}")
+            check_choice("gpt2-wikitext problem option", key, getattr(self, key), choices)
         for key in ("vocab_size", "seq_len", "layers", "width", "heads", "log_every"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"bad gpt2-wikitext problem option {key}={getattr(self, key)}; expected an integer >= 1")

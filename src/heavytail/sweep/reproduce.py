@@ -34,6 +34,9 @@ class _Key:
     curve: str  # curve label
 
 
+_RUN_DEFAULTS = {"checkpoint_every": None, "precision": "auto", "compile": False}  # heavytail.run's execution keywords
+
+
 def _spec(preset: Preset, label: str, options: dict[str, Any], curve: Curve, s: Scale, exponent: Fraction, seed: int, steps: int | None = None) -> RunSpec:
     """A run of the sweep; ``steps`` defaults to the scale's (an epoch horizon is counted once per problem, :func:`_steps`)."""
     return RunSpec(
@@ -88,12 +91,11 @@ def reproduce(
     ``settings``: :func:`heavytail.run`'s execution keywords for every run (``checkpoint_every``,
     ``precision``, ``compile``); ``checkpoint_every`` defaults to the scale's.
     """
-    defaults = {"checkpoint_every": None, "precision": "auto", "compile": False}
-    settings = {"checkpoint_every": preset.scale(scale).checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
-    settings = {k: v for k, v in settings.items() if defaults.get(k, object()) != v}  # an executor of old takes none
+    s = preset.scale(scale)
+    settings = {"checkpoint_every": s.checkpoint_every, **{k: v for k, v in (settings or {}).items() if v is not None}}
+    settings = {k: v for k, v in settings.items() if _RUN_DEFAULTS.get(k, object()) != v}  # empty: an executor without settings works
     store = store or Store()
     executor = executor or LocalExecutor()
-    s = preset.scale(scale)
     overrides = dict(problem_options or {})
     problems = {label: {**options, **overrides} for label, options in preset.problems(scale).items()}
     steps = {label: _steps(preset, s, label, options) for label, options in problems.items()}
@@ -114,7 +116,8 @@ def reproduce(
             if not wanted:
                 break
             todo = [spec for run_id, (spec, _) in wanted.items() if store.finished(run_id) is None]  # verified, checksums included
-            failures = (executor.run(todo, store, device, progress, settings) if settings else executor.run(todo, store, device, progress)) if todo else []
+            extra = (settings,) if settings else ()
+            failures = executor.run(todo, store, device, progress, *extra) if todo else []
             if failures:
                 lines = "; ".join(f"{f.spec.label()}: {f.error}" for f in failures[:5])
                 raise SweepError(f"{len(failures)} run(s) failed (finished runs are kept; rerun to resume): {lines}")

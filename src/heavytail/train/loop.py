@@ -56,6 +56,12 @@ Precision = Literal["auto", "fp32"]
 PRECISIONS = ("auto", "fp32")
 
 
+def check_precision(precision: str) -> None:
+    """A one-line error for a precision that is not one of :data:`PRECISIONS`."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"bad precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+
+
 @dataclass
 class TrainResult:
     """What :func:`train` returns: the history, whether the loss became NaN/inf, and the time taken.
@@ -181,8 +187,7 @@ def steps_per_epoch(problem: Problem, batch_size: int | None) -> int:
 
 def _autocast(device: torch.device, precision: Precision) -> Callable[[], Any]:
     """bf16 autocast on CUDA unless ``precision="fp32"``; nothing elsewhere (TF32 set as a side effect on CUDA)."""
-    if precision not in PRECISIONS:
-        raise ConfigError(f"bad precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    check_precision(precision)
     if device.type != "cuda":
         return contextlib.nullcontext
     fast = precision == "auto"
