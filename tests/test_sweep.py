@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from fractions import Fraction
+from typing import Any
 
 import pytest
 
@@ -114,6 +115,30 @@ class InterruptAfter(LocalExecutor):
             self.left -= 1
             super().run([spec], store, device, progress)
         return []
+
+
+class RecordSettings(LocalExecutor):
+    """Runs every spec and keeps the execution settings each call was given (None: called without them)."""
+
+    def __init__(self) -> None:
+        super().__init__(workers=1)
+        self.seen: list[Any] = []
+
+    def run(self, specs, store, device, progress, settings=None):
+        self.seen.append(settings)
+        return super().run(specs, store, device, progress, settings)
+
+
+def test_reproduce_passes_the_scales_checkpoint_interval_unless_given(tiny, tmp_path):
+    """A scale's ``checkpoint_every`` reaches every run; one given explicitly wins; defaults pass nothing."""
+    small = dataclasses.replace(tiny.scale("small"), checkpoint_every=7)
+    long = dataclasses.replace(tiny, scales={"small": small})
+    cases = ((long, None, {"checkpoint_every": 7}), (long, {"checkpoint_every": 3}, {"checkpoint_every": 3}),
+             (tiny, {"checkpoint_every": None, "precision": "auto"}, None))  # fmt: skip
+    for i, (preset, given, expected) in enumerate(cases):
+        executor = RecordSettings()
+        reproduce(preset, store=Store(tmp_path / f"store-{i}"), executor=executor, settings=given, out=tmp_path / "out")
+        assert executor.seen and all(seen == expected for seen in executor.seen)
 
 
 def test_interrupted_sweep_resumes_without_recomputing(tiny, tmp_path, monkeypatch):
